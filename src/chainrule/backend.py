@@ -1,0 +1,147 @@
+"""The array backend: NumPy now, CuPy when asked (level 1).
+
+This is the only module that imports CuPy, and it does so lazily, so a machine
+without a GPU never touches it. Ops never import NumPy or CuPy for array
+functions directly; they ask :func:`xp_of` for the namespace of the arrays in
+hand, so the same rule runs on either library.
+
+Moving data between host and device is explicit: :func:`to_device` and
+:func:`to_numpy`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from chainrule.errors import BackendError, ConfigError
+
+BACKENDS = ("numpy", "cupy")
+
+_state: dict[str, Any] = {"name": "numpy", "xp": np}
+
+
+def _import_cupy() -> ModuleType:
+    """Import CuPy and check that a GPU answers; one clear error otherwise."""
+    try:
+        import cupy  # lazy on purpose: CuPy is optional
+    except ImportError as exc:
+        raise BackendError(
+            "backend 'cupy' requested, but CuPy is not installed: "
+            "install cupy-cuda12x (or the build for your CUDA), or use backend='numpy'."
+        ) from exc
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDA raises its own runtime error types
+        raise BackendError(
+            f"backend 'cupy' requested, but no CUDA GPU is usable: {exc}. "
+            "Use backend='numpy' (or --device cpu)."
+        ) from exc
+    if n < 1:
+        raise BackendError("backend 'cupy' requested, but no CUDA GPU was found; use 'numpy'.")
+    return cupy
+
+
+def get_backend() -> str:
+    """Name of the active backend, ``'numpy'`` or ``'cupy'``."""
+    return str(_state["name"])
+
+
+def xp() -> ModuleType:
+    """Array namespace of the active backend (``numpy`` or ``cupy``)."""
+    module: ModuleType = _state["xp"]
+    return module
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` (``'numpy'`` or ``'cupy'``) the backend new tensors live on.
+
+    Raises
+    ------
+    ConfigError
+        If ``name`` is not one of :data:`BACKENDS`.
+    BackendError
+        If ``'cupy'`` is asked for and CuPy or a GPU is missing.
+    """
+    if name not in BACKENDS:
+        raise ConfigError(f"set_backend: expected one of {BACKENDS}, got {name!r}.")
+    module = np if name == "numpy" else _import_cupy()
+    _state["name"], _state["xp"] = name, module
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Context manager: run the block with ``name`` as the active backend."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def xp_of(array: Any) -> ModuleType:
+    """Namespace owning ``array``: ``numpy`` for NumPy arrays, else the active one."""
+    if isinstance(array, np.ndarray | np.generic):
+        return np
+    module: ModuleType = _state["xp"]
+    return module
+
+
+def is_array(obj: Any) -> bool:
+    """True for a NumPy array or an array of the active backend."""
+    return isinstance(obj, np.ndarray) or (
+        _state["name"] != "numpy" and isinstance(obj, _state["xp"].ndarray)
+    )
+
+
+def asarray(obj: Any, dtype: Any = None) -> Any:
+    """Convert ``obj`` to an array of the active backend (no copy when possible)."""
+    return _state["xp"].asarray(obj, dtype=dtype)
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """Host copy of ``array`` as a NumPy array (a no-op for NumPy input)."""
+    if isinstance(array, np.ndarray):
+        return array
+    get = getattr(array, "get", None)
+    if get is not None:  # CuPy arrays copy device -> host with .get()
+        return np.asarray(get())
+    return np.asarray(array)
+
+
+def to_device(array: Any, name: str | None = None) -> Any:
+    """Array on backend ``name`` (default: the active one), copied if it must move."""
+    target = name or get_backend()
+    if target == "numpy":
+        return to_numpy(array)
+    return _import_cupy().asarray(array)
+
+
+def scatter_add(target: Any, index: Any, values: Any) -> None:
+    """``target[index] += values`` with repeated indices accumulated (unbuffered)."""
+    if isinstance(target, np.ndarray):
+        np.add.at(target, index, values)
+    else:  # CuPy
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+
+__all__ = [
+    "BACKENDS",
+    "asarray",
+    "get_backend",
+    "is_array",
+    "scatter_add",
+    "set_backend",
+    "to_device",
+    "to_numpy",
+    "use_backend",
+    "xp",
+    "xp_of",
+]

@@ -1,0 +1,54 @@
+"""One exception hierarchy for chainrule (level 0: imports nothing of ours).
+
+Every error chainrule raises derives from :class:`ChainruleError`, and each
+subclass also derives from the built-in exception a Python user would reach
+for (``ValueError`` or ``RuntimeError``), so ``except ValueError`` keeps
+working. A message says who (the op or layer), what was expected, what came,
+and, where it helps, how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class ChainruleError(Exception):
+    """Base class of every error raised by chainrule."""
+
+
+class ShapeError(ChainruleError, ValueError):
+    """An array had a shape that the op, layer or loss cannot take."""
+
+
+class DTypeError(ChainruleError, TypeError):
+    """An array had a dtype that the op cannot take (e.g. integers into ``exp``)."""
+
+
+class ConfigError(ChainruleError, ValueError):
+    """A bad argument or configuration: an unknown name, a value out of range."""
+
+
+class GradientError(ChainruleError, RuntimeError):
+    """Backward could not run, or a gradient became non-finite."""
+
+
+class DataError(ChainruleError, ValueError):
+    """A data file or array is malformed: wrong magic, truncated, NaN, bad labels."""
+
+
+class BackendError(ChainruleError, RuntimeError):
+    """The requested array backend (e.g. CuPy on a GPU) is not available."""
+
+
+class SerializationError(ChainruleError, ValueError):
+    """A saved model file is truncated, altered or not a chainrule file."""
+
+
+__all__ = [
+    "BackendError",
+    "ChainruleError",
+    "ConfigError",
+    "DTypeError",
+    "DataError",
+    "GradientError",
+    "SerializationError",
+    "ShapeError",
+]

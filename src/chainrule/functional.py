@@ -1,0 +1,139 @@
+"""Activations and the dense-layer function, by name (level 4).
+
+Every activation ``phi`` is one decorated function that registers itself in
+:data:`ACTIVATIONS`; layers, ``explain`` and the command line look it up by
+name with :func:`get_activation`. Elementwise activations act entry by entry,
+so ``phi'(z)`` is diagonal; ``softmax`` acts on a whole row, with the Jacobian
+``da_j/dz_i = a_j (delta_ij - a_i)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from chainrule import ops
+from chainrule.errors import ConfigError
+from chainrule.tensor import Tensor
+
+Activation = Callable[[Tensor], Tensor]
+
+ACTIVATIONS: dict[str, Activation] = {}
+ELEMENTWISE: set[str] = set()
+
+
+def activation(name: str, elementwise: bool = True) -> Callable[[Activation], Activation]:
+    """Register an activation function under ``name``."""
+
+    def register(fn: Activation) -> Activation:
+        ACTIVATIONS[name] = fn
+        if elementwise:
+            ELEMENTWISE.add(name)
+        return fn
+
+    return register
+
+
+def get_activation(name: str) -> Activation:
+    """The activation registered as ``name``.
+
+    Raises
+    ------
+    ConfigError
+        If no activation has that name; the message lists the known names.
+    """
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ConfigError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}.") from None
+
+
+@activation("identity")
+def identity(z: Tensor) -> Tensor:
+    """``phi(z) = z``, ``phi'(z) = 1`` (regression output)."""
+    return z
+
+
+@activation("sigmoid")
+def sigmoid(z: Tensor) -> Tensor:
+    """``phi(z) = 1 / (1 + e**-z)``, ``phi'(z) = a (1 - a)``; never overflows."""
+    return ops.sigmoid(z)
+
+
+@activation("tanh")
+def tanh(z: Tensor) -> Tensor:
+    """``phi(z) = tanh(z)``, ``phi'(z) = 1 - a**2``."""
+    return ops.tanh(z)
+
+
+@activation("relu")
+def relu(z: Tensor) -> Tensor:
+    """``phi(z) = max(z, 0)``, ``phi'(z) = [z > 0]``; ``relu'(0) = 0`` as in PyTorch."""
+    return ops.relu(z)
+
+
+@activation("leaky_relu")
+def leaky_relu(z: Tensor, slope: float = 0.01) -> Tensor:
+    """``phi(z) = z if z > 0 else slope z``; ``phi'(0) = slope``."""
+    return ops.leaky_relu(z, slope=slope)
+
+
+@activation("softplus")
+def softplus(z: Tensor) -> Tensor:
+    """``phi(z) = log(1 + e**z) = max(z, 0) + log(1 + e**-|z|)`` (stable), ``phi' = sigmoid``."""
+    return ops.maximum(z, 0.0) + ops.log(1.0 + ops.exp(-ops.abs(z)))
+
+
+@activation("elu")
+def elu(z: Tensor, alpha: float = 1.0) -> Tensor:
+    """``phi(z) = z if z > 0 else alpha (e**z - 1)``; ``phi'(0) = alpha``.
+
+    ``e**z`` is taken of ``min(z, 0)`` so the unused branch never overflows.
+    """
+    return ops.where(z.data > 0, z, alpha * (ops.exp(ops.minimum(z, 0.0)) - 1.0))
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+@activation("gelu")
+def gelu(z: Tensor) -> Tensor:
+    """``phi(z) = z/2 (1 + tanh(sqrt(2/pi) (z + 0.044715 z**3)))``.
+
+    The tanh approximation (PyTorch's ``gelu(approximate='tanh')``).
+    """
+    return 0.5 * z * (1.0 + ops.tanh(_GELU_C * (z + 0.044715 * z * z * z)))
+
+
+@activation("softmax", elementwise=False)
+def softmax(z: Tensor) -> Tensor:
+    """``a_j = e**z_j / sum_k e**z_k`` along the last axis; ``da_j/dz_i = a_j (delta_ij - a_i)``."""
+    return ops.softmax(z, axis=-1)
+
+
+def linear(a_prev: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+    """``Z = A_prev @ W.T + b``: the dense layer's pre-activation.
+
+    Shapes: ``A_prev (m, n[l-1])``, ``W (n[l], n[l-1])``, ``b (n[l],)`` ->
+    ``Z (m, n[l])``. Math: ``z[l] = W[l] a[l-1] + b[l]``; ``dC/dW = delta^T A_prev``,
+    ``dC/db = sum over m of delta``, ``dC/dA_prev = delta W``.
+    """
+    return ops.linear(a_prev, w) if b is None else ops.linear(a_prev, w, b)
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "ELEMENTWISE",
+    "activation",
+    "elu",
+    "gelu",
+    "get_activation",
+    "identity",
+    "leaky_relu",
+    "linear",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "tanh",
+]

@@ -1,0 +1,528 @@
+"""The define-by-run graph and the backward driver (level 2).
+
+A :class:`Tensor` wraps an array of the active backend. Applying a
+:class:`Primitive` to tensors that require gradients records one node: the
+primitive, its parent tensors and its parameters. :meth:`Tensor.backward`
+walks that graph in reverse topological order (iteratively, so a chain of
+100,000 ops is fine) and asks each primitive's VJP rule for the gradients of
+its inputs.
+
+This module knows no op by name: the primitives and their rules live in
+:mod:`chainrule.ops`, which also installs the arithmetic operators on
+:class:`Tensor`. All bookkeeping lives here, once:
+
+- ``+=`` accumulation of gradients reaching a tensor along several paths;
+- reducing a broadcast gradient back to its input's shape;
+- checking that each rule returned one gradient per input, of the right shape.
+
+Math
+----
+For ``out = f(x1, ..., xn)`` and an upstream gradient ``g = dC/dout``, the
+rule returns ``dC/dxi = g . dout/dxi`` (a vector-Jacobian product), without
+building the Jacobian.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from chainrule import backend
+from chainrule.errors import ConfigError, DTypeError, GradientError, ShapeError
+
+Array = Any  # an ndarray of the active backend (numpy.ndarray or cupy.ndarray)
+Forward = Callable[..., Array]
+VJP = Callable[..., Sequence[Array | None]]
+
+_grad_enabled = [True]
+
+
+class Primitive:
+    """An op with a forward function and, if differentiable, its VJP rule.
+
+    Parameters
+    ----------
+    name : str
+        Name in the table of primitives.
+    forward : callable
+        ``forward(*arrays, **params) -> array``.
+    vjp : callable or None
+        ``vjp(g, out, *arrays, **params) -> one gradient (or None) per input``,
+        where ``g = dC/dout`` has the shape of ``out``. ``None`` marks a
+        non-differentiable op (argmax, comparisons): its output never records
+        a node.
+    formula : str
+        The rule in bracket-free plain text, printed by :func:`chainrule.ops.table`.
+    samples : list of dict
+        Example inputs the table-driven tests use: ``{"shapes": [...],
+        "params": {...} or callable(rng) -> dict, "domain": "real"|"positive"|
+        "unit"}``.
+    """
+
+    __slots__ = ("__dict__", "formula", "forward", "name", "samples", "vjp")
+
+    def __init__(
+        self,
+        name: str,
+        forward: Forward,
+        vjp: VJP | None,
+        formula: str = "",
+        samples: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.name = name
+        self.forward = forward
+        self.vjp = vjp
+        self.formula = formula
+        self.samples = samples or []
+        self.__doc__ = forward.__doc__
+
+    @property
+    def differentiable(self) -> bool:
+        """True if the primitive has a VJP rule."""
+        return self.vjp is not None
+
+    def __call__(self, *args: Any, **params: Any) -> Tensor:
+        return apply(self, args, params)
+
+    def __repr__(self) -> str:
+        kind = "differentiable" if self.differentiable else "non-differentiable"
+        return f"Primitive({self.name!r}, {kind})"
+
+
+def _coerce(value: Any, like: Array | None) -> Array:
+    """A constant operand as an array: Python numbers take the dtype of ``like``."""
+    if backend.is_array(value):
+        return value
+    if isinstance(value, int | float) and like is not None and like.dtype.kind == "f":
+        return backend.xp_of(like).asarray(value, dtype=like.dtype)
+    return backend.asarray(value)
+
+
+def apply(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Tensor:
+    """Run ``prim`` on ``args`` (tensors, arrays or numbers) and record a node.
+
+    Raises
+    ------
+    ShapeError, DTypeError
+        If the forward function rejects its inputs; the message names the op,
+        the input shapes and dtypes, and the parameters.
+    """
+    like = next((a.data for a in args if isinstance(a, Tensor)), None)
+    parents = [a if isinstance(a, Tensor) else Tensor(_coerce(a, like)) for a in args]
+    datas = [p.data for p in parents]
+    try:
+        out = prim.forward(*datas, **params)
+    except (ValueError, IndexError) as exc:
+        raise ShapeError(_describe(prim, datas, params, exc)) from exc
+    except TypeError as exc:
+        raise DTypeError(_describe(prim, datas, params, exc)) from exc
+    if isinstance(out, np.generic):  # NumPy reductions return scalars, not 0-d arrays
+        out = np.asarray(out)
+    result = Tensor(out)
+    if prim.vjp is not None and _grad_enabled[0] and any(p.requires_grad for p in parents):
+        result.requires_grad = True
+        result._node = (prim, parents, params)
+    return result
+
+
+def _describe(prim: Primitive, datas: Sequence[Array], params: dict[str, Any], exc: Exception) -> str:
+    inputs = ", ".join(f"{tuple(d.shape)} {d.dtype}" for d in datas)
+    extra = f" with {params}" if params else ""
+    return f"{prim.name}: cannot apply to inputs [{inputs}]{extra}: {exc}"
+
+
+def _unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
+    """Sum ``g`` over the axes that broadcasting added or stretched, to ``shape``.
+
+    Math: if ``x`` of shape ``shape`` was broadcast to ``g.shape``, then
+    ``dC/dx = sum of g over every broadcast axis`` (keeping stretched size-1 axes).
+    """
+    lead = g.ndim - len(shape)
+    if lead > 0:
+        g = g.sum(axis=tuple(range(lead)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:
+        g = g.sum(axis=stretched, keepdims=True)
+    return g
+
+
+class Tensor:
+    """An array of the active backend that records the ops applied to it.
+
+    Parameters
+    ----------
+    data : array_like or Tensor
+        The values; converted with the active backend's ``asarray``.
+    requires_grad : bool
+        Whether gradients with respect to this tensor are wanted. Only
+        floating-point tensors can require gradients.
+    dtype : dtype, optional
+        Convert ``data`` to this dtype.
+    name : str, optional
+        A label, shown by ``repr`` and used by ``explain``.
+
+    Attributes
+    ----------
+    data : array
+        The wrapped array, shape ``shape``.
+    grad : array or None
+        ``dC/dself`` after :meth:`backward`, same shape as ``data``; set on
+        leaves that require gradients, and on intermediates after
+        :meth:`retain_grad`.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> w = cr.Tensor([1.0, 2.0], requires_grad=True)
+    >>> (w * w).sum().backward()
+    >>> w.grad
+    array([2., 4.])
+    """
+
+    __slots__ = ("_node", "_retain", "data", "grad", "name", "requires_grad")
+    __array_ufunc__ = None  # make NumPy defer ``ndarray + Tensor`` to Tensor.__radd__
+
+    def __init__(
+        self,
+        data: Any,
+        requires_grad: bool = False,
+        dtype: Any = None,
+        name: str | None = None,
+    ) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        if dtype is not None or not backend.is_array(data):
+            data = backend.asarray(data, dtype=dtype)
+        if requires_grad and data.dtype.kind not in "fc":
+            raise DTypeError(
+                f"Tensor: only floating-point tensors can require gradients, got dtype "
+                f"{data.dtype}; pass dtype=numpy.float64 (or float32)."
+            )
+        self.data: Array = data
+        self.grad: Array | None = None
+        self.requires_grad = requires_grad
+        self.name = name
+        self._node: tuple[Primitive, list[Tensor], dict[str, Any]] | None = None
+        self._retain = False
+
+    if TYPE_CHECKING:  # signatures of the methods chainrule.ops installs
+
+        def __add__(self, other: Any) -> Tensor: ...
+        def __radd__(self, other: Any) -> Tensor: ...
+        def __sub__(self, other: Any) -> Tensor: ...
+        def __rsub__(self, other: Any) -> Tensor: ...
+        def __mul__(self, other: Any) -> Tensor: ...
+        def __rmul__(self, other: Any) -> Tensor: ...
+        def __truediv__(self, other: Any) -> Tensor: ...
+        def __rtruediv__(self, other: Any) -> Tensor: ...
+        def __pow__(self, other: Any) -> Tensor: ...
+        def __rpow__(self, other: Any) -> Tensor: ...
+        def __matmul__(self, other: Any) -> Tensor: ...
+        def __rmatmul__(self, other: Any) -> Tensor: ...
+        def __neg__(self) -> Tensor: ...
+        def __abs__(self) -> Tensor: ...
+        def __getitem__(self, index: Any) -> Tensor: ...
+        def __lt__(self, other: Any) -> Tensor: ...
+        def __le__(self, other: Any) -> Tensor: ...
+        def __gt__(self, other: Any) -> Tensor: ...
+        def __ge__(self, other: Any) -> Tensor: ...
+        def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+        def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+        def max(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
+        def reshape(self, *shape: Any) -> Tensor: ...
+        def transpose(self, *axes: Any) -> Tensor: ...
+        def exp(self) -> Tensor: ...
+        def log(self) -> Tensor: ...
+        def sqrt(self) -> Tensor: ...
+        def argmax(self, axis: Any = None) -> Tensor: ...
+        @property
+        def T(self) -> Tensor: ...  # noqa: N802
+
+    # ----------------------------------------------------------------- info
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the wrapped array."""
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> Any:
+        """dtype of the wrapped array."""
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes."""
+        return int(self.data.ndim)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(self.data.size)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True if no recorded op produced this tensor."""
+        return self._node is None
+
+    @property
+    def op(self) -> str | None:
+        """Name of the primitive that produced this tensor, if recorded."""
+        return None if self._node is None else self._node[0].name
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    def __repr__(self) -> str:
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        extra += f", op={self.op!r}" if self._node is not None else ""
+        extra += f", name={self.name!r}" if self.name else ""
+        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="Tensor(")
+        return f"Tensor({body}, dtype={self.dtype}{extra})"
+
+    def numpy(self) -> np.ndarray:
+        """The values as a NumPy array (copied to the host if on a GPU)."""
+        return backend.to_numpy(self.data)
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ShapeError(f"item: expected a tensor with one element, got shape {self.shape}.")
+        return float(self.data.reshape(()).item())
+
+    # ------------------------------------------------------------- autodiff
+    def detach(self) -> Tensor:
+        """A tensor sharing the data, cut from the graph (no gradient flows back)."""
+        return Tensor(self.data)
+
+    def retain_grad(self) -> Tensor:
+        """Keep ``grad`` on this intermediate after backward (e.g. ``delta[l] = dC/dz[l]``)."""
+        if not self.requires_grad:
+            raise GradientError("retain_grad: this tensor does not require gradients.")
+        self._retain = True
+        return self
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradient."""
+        self.grad = None
+
+    def backward(self, gradient: Any = None) -> None:
+        """Accumulate ``dC/dx`` into ``x.grad`` for every leaf ``x`` this tensor depends on.
+
+        Parameters
+        ----------
+        gradient : array_like, optional
+            ``dC/dself``, same shape as ``self``. Defaults to 1 for a
+            one-element tensor (``C`` is this tensor).
+
+        Raises
+        ------
+        GradientError
+            If the tensor does not require gradients, or is not a single
+            value and no ``gradient`` was given.
+        ShapeError
+            If ``gradient`` has the wrong shape, or a rule returned one.
+        """
+        if not self.requires_grad:
+            raise GradientError(
+                "backward: this tensor does not require gradients; no input had "
+                "requires_grad=True (or it was computed under no_grad)."
+            )
+        xp = backend.xp_of(self.data)
+        if gradient is None:
+            if self.data.size != 1:
+                raise GradientError(
+                    f"backward: a tensor of shape {self.shape} needs an explicit gradient "
+                    "of the same shape; only one-element tensors get the default 1."
+                )
+            seed = xp.ones_like(self.data)
+        else:
+            seed = xp.asarray(gradient.data if isinstance(gradient, Tensor) else gradient)
+            seed = seed.astype(self.dtype, copy=False)
+            if seed.shape != self.data.shape:
+                raise ShapeError(
+                    f"backward: gradient must have the tensor's shape {self.shape}, got {tuple(seed.shape)}."
+                )
+        _run_backward(self, seed)
+
+
+def _toposort(root: Tensor) -> list[Tensor]:
+    """Tensors reachable from ``root`` that require grad, inputs before outputs (iterative)."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node._node is not None:
+            stack.extend((p, False) for p in node._node[1] if p.requires_grad and id(p) not in seen)
+    return order
+
+
+def _accumulate(t: Tensor, g: Array, owned: set[int]) -> None:
+    """``t.grad += g``, copying ``g`` first if it is a view or already handed out."""
+    if isinstance(g, np.generic):
+        g = np.asarray(g)
+    if t.grad is None:
+        if g.base is not None or id(g) in owned:
+            g = g.copy()
+        owned.add(id(g))
+        t.grad = g
+    else:
+        t.grad = t.grad + g
+
+
+def _run_backward(root: Tensor, seed: Array) -> None:
+    grads: dict[int, Array] = {id(root): seed}
+    owned: set[int] = set()
+    for t in reversed(_toposort(root)):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if t._node is None or t._retain:
+            _accumulate(t, g, owned)
+        if t._node is None:
+            continue
+        prim, parents, params = t._node
+        assert prim.vjp is not None  # non-differentiable ops never record a node
+        in_grads = prim.vjp(g, t.data, *[p.data for p in parents], **params)
+        if len(in_grads) != len(parents):
+            raise GradientError(
+                f"{prim.name}: VJP rule returned {len(in_grads)} gradients for {len(parents)} inputs."
+            )
+        for p, gp in zip(parents, in_grads, strict=True):
+            if gp is None or not p.requires_grad:
+                continue
+            if gp.shape != p.data.shape:
+                gp = _unbroadcast(gp, p.data.shape)
+                if gp.shape != p.data.shape:
+                    raise ShapeError(
+                        f"{prim.name}: VJP rule returned a gradient of shape "
+                        f"{tuple(gp.shape)} for an input of shape {p.shape}."
+                    )
+            key = id(p)
+            grads[key] = grads[key] + gp if key in grads else gp
+
+
+# --------------------------------------------------------------- grad mode
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Context manager: ops inside record no graph (for evaluation and updates)."""
+    previous = _grad_enabled[0]
+    _grad_enabled[0] = False
+    try:
+        yield
+    finally:
+        _grad_enabled[0] = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Context manager: record the graph again inside a :func:`no_grad` block."""
+    previous = _grad_enabled[0]
+    _grad_enabled[0] = True
+    try:
+        yield
+    finally:
+        _grad_enabled[0] = previous
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside :func:`no_grad`."""
+    return _grad_enabled[0]
+
+
+# -------------------------------------------------------- functional form
+def value_and_grad(
+    f: Callable[..., Tensor], argnums: int | Sequence[int] = 0
+) -> Callable[..., tuple[Array, Any]]:
+    """Turn ``f(*arrays) -> scalar Tensor`` into ``(value, gradient(s))``.
+
+    Parameters
+    ----------
+    f : callable
+        Takes arrays or tensors and returns a one-element :class:`Tensor`.
+    argnums : int or sequence of int
+        Which positional arguments to differentiate with respect to.
+
+    Returns
+    -------
+    callable
+        ``g(*args) -> (value, grad)`` where ``grad`` is an array shaped like
+        ``args[argnums]`` (a tuple of arrays if ``argnums`` is a sequence).
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> vg = cr.value_and_grad(lambda x: (x * x).sum())
+    >>> value, g = vg([1.0, 3.0])
+    >>> float(value), g.tolist()
+    (10.0, [2.0, 6.0])
+    """
+    many = not isinstance(argnums, int)
+    nums: tuple[int, ...] = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+
+    def wrapped(*args: Any) -> tuple[Array, Any]:
+        if max(nums) >= len(args):
+            raise ConfigError(f"value_and_grad: argnums {nums} out of range for {len(args)} args.")
+        inputs = list(args)
+        for i in nums:
+            data = inputs[i].data if isinstance(inputs[i], Tensor) else backend.asarray(inputs[i])
+            if data.dtype.kind != "f":
+                data = data.astype(np.float64)
+            inputs[i] = Tensor(data, requires_grad=True)
+        with enable_grad():
+            out = f(*inputs)
+        if not isinstance(out, Tensor) or out.size != 1:
+            raise ShapeError(
+                f"value_and_grad: f must return a one-element Tensor, got {type(out).__name__}"
+                f"{'' if not isinstance(out, Tensor) else ' of shape ' + str(out.shape)}."
+            )
+        xp = backend.xp_of(out.data)
+        if out.requires_grad:
+            out.backward()
+        grads = [
+            inputs[i].grad if inputs[i].grad is not None else xp.zeros_like(inputs[i].data) for i in nums
+        ]
+        return out.data, (tuple(grads) if many else grads[0])
+
+    return wrapped
+
+
+def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
+    """Turn ``f(*arrays) -> scalar Tensor`` into a function returning ``df/dargs``.
+
+    Same as :func:`value_and_grad` without the value.
+
+    Examples
+    --------
+    >>> import chainrule as cr
+    >>> cr.grad(lambda x: (x * x * x).sum())([2.0]).tolist()
+    [12.0]
+    """
+    vg = value_and_grad(f, argnums)
+
+    def wrapped(*args: Any) -> Any:
+        return vg(*args)[1]
+
+    return wrapped
+
+
+__all__ = [
+    "Primitive",
+    "Tensor",
+    "apply",
+    "enable_grad",
+    "grad",
+    "is_grad_enabled",
+    "no_grad",
+    "value_and_grad",
+]
