@@ -1,0 +1,248 @@
+"""Losses by name, each with its exact convention (level 5).
+
+Every loss states its per-example cost ``C`` and the gradient it sends back,
+``dC/da[L]`` (and ``delta[L] = dC/dz[L]`` where it is fused with the output
+activation). Over a batch of ``m`` examples the default ``reduction="mean"``
+averages the per-example costs (the notes' ``1/n``); ``reduction="sum"``
+adds them. Targets are arrays shaped like the output, or integer class
+labels of shape ``(m,)``, turned into one-hot rows.
+
+| name | C per example | dC/da[L] |
+|---|---|---|
+| ``sse`` | ``sum_j (a_j - y_j)^2`` (note 003) | ``2 (a - y)`` |
+| ``half_sse`` | ``1/2 sum_j (a_j - y_j)^2`` (notes 002, 004) | ``a - y`` |
+| ``mse`` | mean of ``(a - y)^2`` over all entries (PyTorch's default) | ``2 (a - y) / (m k)`` |
+| ``cross_entropy`` | ``-sum_j y_j log a_j`` on probabilities (note 000) | ``-y / a`` |
+| ``binary_cross_entropy`` | ``-sum_j [y_j log a_j + (1-y_j) log(1-a_j)]`` | ``(a - y) / (a (1 - a))`` |
+| ``softmax_cross_entropy`` | ``-sum_j y_j log softmax(z)_j`` on logits | ``delta[L] = a - y`` |
+| ``sigmoid_binary_cross_entropy`` | BCE of ``sigmoid(z)`` on logits | ``delta[L] = a - y`` |
+
+A model ending in softmax trained with ``cross_entropy`` (or in sigmoid with
+``binary_cross_entropy``) is fused automatically (see :func:`fused`): the loss
+is computed from the logits, stable for any logit, with ``delta[L] = a - y``
+(note 004's table).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from chainrule import backend, ops
+from chainrule.errors import ConfigError, DataError, ShapeError
+from chainrule.tensor import Tensor
+
+LOSSES: dict[str, type[Loss]] = {}
+REDUCTIONS = ("mean", "sum")
+
+
+class Loss:
+    """Base class: turns ``(output, target)`` into the scalar cost ``C``."""
+
+    name: ClassVar[str] = ""
+    from_logits: ClassVar[bool] = False
+    fuses: ClassVar[dict[str, str]] = {}  # output activation -> fused loss on logits
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        LOSSES[cls.name] = cls
+
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in REDUCTIONS:
+            raise ConfigError(
+                f"{type(self).__name__}: reduction must be one of {REDUCTIONS}, got {reduction!r}."
+            )
+        self.reduction = reduction
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(reduction={self.reduction!r})"
+
+    def __call__(self, output: Tensor, target: Any) -> Tensor:
+        """Scalar ``C`` for outputs ``(m, k)`` (or one example ``(k,)``) and targets."""
+        y = self.targets(output, target)
+        per_example = self.per_example(output, y)
+        return per_example.mean() if self.reduction == "mean" else per_example.sum()
+
+    def per_example(self, a: Tensor, y: Any) -> Tensor:
+        """``C`` of each example, shape ``(m,)`` (``()`` for one example)."""
+        raise NotImplementedError
+
+    def targets(self, output: Tensor, target: Any) -> Any:
+        """``target`` as an array shaped like ``output``: one-hot for integer labels.
+
+        Raises
+        ------
+        ShapeError
+            If the target shape fits neither the output nor ``(m,)`` labels.
+        DataError
+            If an integer label is outside ``[0, k)``.
+        """
+        y = target.data if isinstance(target, Tensor) else backend.asarray(target)
+        a_shape = tuple(output.data.shape)
+        if tuple(y.shape) == a_shape:
+            return y.astype(output.dtype, copy=False)
+        if y.ndim == 1 and len(a_shape) == 2 and y.shape[0] == a_shape[0]:
+            if a_shape[1] == 1:
+                return y.reshape(-1, 1).astype(output.dtype, copy=False)
+            if y.dtype.kind in "iu":
+                return one_hot(y, a_shape[1], output.dtype, who=repr(self))
+        raise ShapeError(
+            f"{self!r}: expected target of shape {a_shape} or integer labels of shape "
+            f"({a_shape[0] if a_shape else 1},), got {tuple(y.shape)}."
+        )
+
+
+def one_hot(labels: Any, k: int, dtype: Any = np.float32, who: str = "one_hot") -> Any:
+    """Rows ``e_label`` of length ``k`` for integer ``labels`` of shape ``(m,)``."""
+    xp = backend.xp_of(labels)
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= k):
+        raise DataError(
+            f"{who}: class labels must be in [0, {k - 1}] for {k} outputs, "
+            f"got labels from {int(labels.min())} to {int(labels.max())}."
+        )
+    out = xp.zeros((labels.shape[0], k), dtype=dtype)
+    out[xp.arange(labels.shape[0]), labels] = 1
+    return out
+
+
+class SSE(Loss):
+    """Sum of squared errors, note 003: ``C = sum_j (a_j - y_j)^2``.
+
+    Math: ``dC/da[L] = 2 (a - y)``; ``delta[L] = 2 (a - y) * phi'(z[L])``.
+    """
+
+    name = "sse"
+
+    def per_example(self, a: Tensor, y: Any) -> Tensor:
+        d = a - y
+        return (d * d).sum(axis=-1)
+
+
+class HalfSSE(Loss):
+    """Half sum of squared errors, notes 002 and 004: ``C = 1/2 sum_j (a_j - y_j)^2``.
+
+    Math: ``dC/da[L] = a - y``; ``delta[L] = (a - y) * phi'(z[L])``, and just
+    ``a - y`` for an identity output (linear regression, note 004's table).
+    """
+
+    name = "half_sse"
+
+    def per_example(self, a: Tensor, y: Any) -> Tensor:
+        d = a - y
+        return 0.5 * (d * d).sum(axis=-1)
+
+
+class MSE(Loss):
+    """Mean squared error over all entries, PyTorch's ``MSELoss`` default.
+
+    Math: ``C = 1/(m k) sum_i sum_j (a_ij - y_ij)^2``; ``dC/da = 2 (a - y) / (m k)``.
+    With ``reduction="sum"``, ``C = sum_i sum_j (a_ij - y_ij)^2`` (= ``sse`` summed).
+    """
+
+    name = "mse"
+
+    def __call__(self, output: Tensor, target: Any) -> Tensor:
+        d = output - self.targets(output, target)
+        sq = d * d
+        return sq.mean() if self.reduction == "mean" else sq.sum()
+
+    def per_example(self, a: Tensor, y: Any) -> Tensor:
+        d = a - y
+        return (d * d).mean(axis=-1)
+
+
+class CrossEntropy(Loss):
+    """Cross-entropy on probabilities, note 000: ``C = -sum_j y_j log a_j``.
+
+    Math: ``dC/da[L] = -y / a``. Entries with ``y_j = 0`` are left out, so an
+    exact ``a_j = 0`` there costs nothing (never clipped). After a softmax
+    output this is fused: ``delta[L] = a - y``.
+    """
+
+    name = "cross_entropy"
+    fuses: ClassVar[dict[str, str]] = {"softmax": "softmax_cross_entropy"}
+
+    def per_example(self, a: Tensor, y: Any) -> Tensor:
+        xp = backend.xp_of(y)
+        picked = ops.where(y != 0, a, xp.ones((), dtype=a.dtype))  # log(1) = 0 where y_j = 0
+        return -(y * ops.log(picked)).sum(axis=-1)
+
+
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy on probabilities: ``C = -sum_j [y_j log a_j + (1 - y_j) log(1 - a_j)]``.
+
+    Math: ``dC/da[L] = (a - y) / (a (1 - a))``. Terms with a zero weight are
+    left out, so exact 0/1 probabilities with matching targets cost nothing.
+    After a sigmoid output this is fused: ``delta[L] = a - y``. For one output
+    the mean equals PyTorch's ``BCELoss``.
+    """
+
+    name = "binary_cross_entropy"
+    fuses: ClassVar[dict[str, str]] = {"sigmoid": "sigmoid_binary_cross_entropy"}
+
+    def per_example(self, a: Tensor, y: Any) -> Tensor:
+        one = backend.xp_of(y).ones((), dtype=a.dtype)
+        log_a = ops.log(ops.where(y != 0, a, one))
+        log_1ma = ops.log(ops.where(y != 1, 1.0 - a, one))
+        return -(y * log_a + (1.0 - y) * log_1ma).sum(axis=-1)
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax + cross-entropy on logits ``z``, fused and stable.
+
+    Math: ``C = -sum_j y_j log softmax(z)_j = logsumexp(z) - sum_j y_j z_j`` (one-hot
+    ``y``); ``delta[L] = dC/dz[L] = softmax(z) - y = a - y``.
+    """
+
+    name = "softmax_cross_entropy"
+    from_logits = True
+
+    def per_example(self, a: Tensor, y: Any) -> Tensor:
+        return ops.softmax_cross_entropy(a, y)
+
+
+class SigmoidBinaryCrossEntropy(Loss):
+    """Sigmoid + binary cross-entropy on logits ``z``, fused and stable.
+
+    Math: ``C = sum_j [max(z_j, 0) - z_j y_j + log(1 + e**-|z_j|)]``;
+    ``delta[L] = sigmoid(z) - y = a - y``.
+    """
+
+    name = "sigmoid_binary_cross_entropy"
+    from_logits = True
+
+    def per_example(self, a: Tensor, y: Any) -> Tensor:
+        return ops.sigmoid_binary_cross_entropy(a, y).sum(axis=-1)
+
+
+def get_loss(loss: str | Loss, reduction: str = "mean") -> Loss:
+    """The loss named ``loss`` (or ``loss`` itself if already a :class:`Loss`)."""
+    if isinstance(loss, Loss):
+        return loss
+    try:
+        return LOSSES[loss](reduction=reduction)
+    except KeyError:
+        raise ConfigError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}.") from None
+
+
+def fused(loss: Loss, output_activation: str) -> Loss | None:
+    """The loss on logits that replaces ``output_activation`` + ``loss``, if one exists."""
+    name = loss.fuses.get(output_activation)
+    return None if name is None else LOSSES[name](reduction=loss.reduction)
+
+
+__all__ = [
+    "LOSSES",
+    "BinaryCrossEntropy",
+    "CrossEntropy",
+    "HalfSSE",
+    "Loss",
+    "MSE",
+    "SSE",
+    "SigmoidBinaryCrossEntropy",
+    "SoftmaxCrossEntropy",
+    "fused",
+    "get_loss",
+    "one_hot",
+]

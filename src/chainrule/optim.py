@@ -1,0 +1,352 @@
+"""Optimizers, learning-rate schedules and gradient clipping (level 5).
+
+Every optimizer updates each parameter's array in place from its ``grad``,
+with the same arithmetic as ``torch.optim`` (checked step by step in the
+tests). The plain rule of the notes is :class:`SGD` with no momentum:
+
+    W := W - alpha dC/dW
+
+Weight decay ``lambda`` adds ``lambda W`` to the gradient (L2), except in
+:class:`AdamW`, which decouples it: ``W := W - alpha lambda W`` before the
+Adam step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from chainrule import backend
+from chainrule.errors import ConfigError
+from chainrule.tensor import Array, Tensor
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {}
+
+
+class Optimizer:
+    """Base class: holds the parameters, the learning rate ``lr`` and per-parameter state."""
+
+    name: ClassVar[str] = ""
+    state_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        OPTIMIZERS[cls.name] = cls
+
+    def __init__(self, params: Iterable[Tensor], lr: float, weight_decay: float = 0.0) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ConfigError(f"{type(self).__name__}: got an empty parameter list.")
+        if lr <= 0 or not math.isfinite(lr):
+            raise ConfigError(f"{type(self).__name__}: learning rate must be positive and finite, got {lr}.")
+        if weight_decay < 0:
+            raise ConfigError(f"{type(self).__name__}: weight_decay must be >= 0, got {weight_decay}.")
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.steps = 0
+        self.state: list[dict[str, Array]] = [{} for _ in self.params]
+        self.options: dict[str, Any] = {"weight_decay": self.weight_decay}  # constructor keywords
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay})"
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
+        self.steps += 1
+        for p, state in zip(self.params, self.state, strict=True):
+            if p.grad is not None:
+                self.update(p.data, p.grad, state)
+
+    def update(self, w: Array, g: Array, state: dict[str, Array]) -> None:
+        """Update ``w`` in place from its gradient ``g``."""
+        raise NotImplementedError
+
+    def _decayed(self, w: Array, g: Array) -> Array:
+        return g + self.weight_decay * w if self.weight_decay else g
+
+    def state_dict(self) -> dict[str, Any]:
+        """Name, hyper-parameters (``options``), step count and per-parameter arrays, for checkpoints."""
+        arrays = {f"{i}.{k}": v for i, s in enumerate(self.state) for k, v in s.items()}
+        return {
+            "name": self.name,
+            "lr": self.lr,
+            "options": self.options,
+            "steps": self.steps,
+            "arrays": arrays,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.lr = float(state["lr"])
+        self.steps = int(state["steps"])
+        self.state = [{} for _ in self.params]
+        for key, value in state["arrays"].items():
+            i, k = key.split(".", 1)
+            self.state[int(i)][k] = backend.to_device(value, backend.get_backend())
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    Math (``g = dC/dW + lambda W``; buffer ``v`` starts at the first ``g``)::
+
+        v := mu v + g
+        W := W - alpha (g + mu v)   if nesterov
+        W := W - alpha v            otherwise (W - alpha g without momentum)
+    """
+
+    name = "sgd"
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr, weight_decay)
+        if momentum < 0 or (nesterov and momentum == 0):
+            raise ConfigError(f"SGD: need momentum >= 0 (and > 0 with nesterov), got {momentum}.")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.options = {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": weight_decay}
+
+    def __repr__(self) -> str:
+        return (
+            f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
+            f"weight_decay={self.weight_decay})"
+        )
+
+    def update(self, w: Array, g: Array, state: dict[str, Array]) -> None:
+        g = self._decayed(w, g)
+        if self.momentum:
+            v = state.get("momentum")
+            if v is None:
+                v = state["momentum"] = g.copy()
+            else:
+                v *= self.momentum
+                v += g
+            g = g + self.momentum * v if self.nesterov else v
+        if w.dtype == g.dtype:
+            w -= self.lr * g
+        else:
+            w -= (self.lr * g).astype(w.dtype)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), with L2 weight decay added to the gradient.
+
+    Math (step ``t``, ``g = dC/dW + lambda W``)::
+
+        m := b1 m + (1 - b1) g;  v := b2 v + (1 - b2) g^2
+        W := W - alpha (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    """
+
+    name = "adam"
+    decoupled = False
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr, weight_decay)
+        self.b1, self.b2 = (float(b) for b in betas)
+        if not (0 <= self.b1 < 1 and 0 <= self.b2 < 1):
+            raise ConfigError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}.")
+        self.eps = float(eps)
+        self.options = {"betas": [self.b1, self.b2], "eps": self.eps, "weight_decay": weight_decay}
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(lr={self.lr}, betas=({self.b1}, {self.b2}), eps={self.eps}, "
+            f"weight_decay={self.weight_decay})"
+        )
+
+    def update(self, w: Array, g: Array, state: dict[str, Array]) -> None:
+        xp = backend.xp_of(w)
+        if self.decoupled:
+            w *= 1 - self.lr * self.weight_decay
+        else:
+            g = self._decayed(w, g)
+        if "m" not in state:
+            state["m"], state["v"] = xp.zeros_like(w), xp.zeros_like(w)
+        m, v, t = state["m"], state["v"], self.steps
+        m *= self.b1
+        m += (1 - self.b1) * g
+        v *= self.b2
+        v += (1 - self.b2) * (g * g)
+        denom = xp.sqrt(v / (1 - self.b2**t))
+        denom += self.eps
+        w -= (self.lr / (1 - self.b1**t)) * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``W := W (1 - alpha lambda)`` first."""
+
+    name = "adamw"
+    decoupled = True
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton), as ``torch.optim.RMSprop``.
+
+    Math (``g = dC/dW + lambda W``)::
+
+        s := rho s + (1 - rho) g^2
+        W := W - alpha g / (sqrt(s) + eps)          (momentum 0)
+        b := mu b + g / (sqrt(s) + eps); W := W - alpha b   (momentum mu)
+    """
+
+    name = "rmsprop"
+
+    def __init__(
+        self,
+        params: Iterable[Tensor],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(params, lr, weight_decay)
+        self.rho, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
+        self.options = {
+            "alpha": self.rho,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "weight_decay": weight_decay,
+        }
+
+    def update(self, w: Array, g: Array, state: dict[str, Array]) -> None:
+        xp = backend.xp_of(w)
+        g = self._decayed(w, g)
+        if "square_avg" not in state:
+            state["square_avg"] = xp.zeros_like(w)
+        s = state["square_avg"]
+        s *= self.rho
+        s += (1 - self.rho) * (g * g)
+        step = g / (xp.sqrt(s) + self.eps)
+        if self.momentum:
+            buf = state.setdefault("momentum", xp.zeros_like(w))
+            buf *= self.momentum
+            buf += step
+            step = buf
+        w -= self.lr * step
+
+
+def get_optimizer(name: str, params: Iterable[Tensor], **options: Any) -> Optimizer:
+    """The optimizer named ``name`` (``sgd``, ``adam``, ``adamw``, ``rmsprop``) over ``params``."""
+    try:
+        cls = OPTIMIZERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}.") from None
+    return cls(params, **options)
+
+
+# -------------------------------------------------------------- schedules
+class Schedule:
+    """Sets ``optimizer.lr`` from the epoch count; call :meth:`step` once per epoch."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.epoch = 0
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate for epoch ``epoch`` (0-based)."""
+        raise NotImplementedError
+
+    def step(self) -> float:
+        """Advance one epoch and set the optimizer's learning rate; returns it."""
+        self.epoch += 1
+        self.optimizer.lr = self.lr_at(self.epoch)
+        return self.optimizer.lr
+
+
+class StepLR(Schedule):
+    """``alpha_e = alpha_0 gamma^floor(e / step_size)``."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
+        super().__init__(optimizer)
+        if step_size < 1:
+            raise ConfigError(f"StepLR: step_size must be >= 1, got {step_size}.")
+        self.step_size, self.gamma = int(step_size), float(gamma)
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialLR(Schedule):
+    """``alpha_e = alpha_0 gamma^e``."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
+        super().__init__(optimizer)
+        self.gamma = float(gamma)
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base_lr * self.gamma**epoch
+
+
+class CosineAnnealingLR(Schedule):
+    """``alpha_e = eta_min + (alpha_0 - eta_min) (1 + cos(pi e / T_max)) / 2``."""
+
+    def __init__(self, optimizer: Optimizer, t_max: int, eta_min: float = 0.0) -> None:
+        super().__init__(optimizer)
+        if t_max < 1:
+            raise ConfigError(f"CosineAnnealingLR: t_max must be >= 1, got {t_max}.")
+        self.t_max, self.eta_min = int(t_max), float(eta_min)
+
+    def lr_at(self, epoch: int) -> float:
+        cos = (1 + math.cos(math.pi * min(epoch, self.t_max) / self.t_max)) / 2
+        return self.eta_min + (self.base_lr - self.eta_min) * cos
+
+
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+    """Scale all gradients in place so their joint L2 norm is at most ``max_norm``.
+
+    Math: ``n = sqrt(sum_p ||g_p||^2)``; if ``n > max_norm``, ``g_p := g_p max_norm / (n + 1e-6)``
+    (as ``torch.nn.utils.clip_grad_norm_``). Returns ``n`` before clipping.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float((g.astype("float64") ** 2).sum()) for g in grads))
+    scale = max_norm / (total + 1e-6)
+    if scale < 1:
+        for g in grads:
+            g *= scale
+    return total
+
+
+__all__ = [
+    "OPTIMIZERS",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "Optimizer",
+    "RMSprop",
+    "Schedule",
+    "StepLR",
+    "clip_grad_norm",
+    "get_optimizer",
+]

@@ -1,0 +1,419 @@
+"""Training: the step, the epoch, ``fit``, evaluation, early stopping, the history plot (level 6).
+
+One step of mini-batch gradient descent on a batch of ``m`` examples:
+
+    forward:   a[0] = X,  z[l] = a[l-1] W[l]^T + b[l],  a[l] = phi[l](z[l])
+    loss:      C = 1/m sum_i C_i          (the loss's convention)
+    backward:  every dC/dW[l], dC/db[l] by reverse-mode autodiff
+    update:    W[l] := W[l] - alpha dC/dW[l]   (or the chosen optimizer)
+
+A model ending in softmax trained with ``cross_entropy`` (or sigmoid with
+``binary_cross_entropy``) is fused: the loss is taken on the logits ``z[L]``
+and ``delta[L] = a[L] - y``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from chainrule import backend
+from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
+from chainrule.layers import Sequential
+from chainrule.losses import Loss, fused, get_loss
+from chainrule.metrics import accuracy
+from chainrule.optim import Optimizer, Schedule, clip_grad_norm, get_optimizer
+from chainrule.tensor import no_grad
+
+
+class Callback(Protocol):
+    """Called after every epoch with the trainer and that epoch's metrics; return True to stop."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> bool | None: ...
+
+
+@dataclass
+class History:
+    """Per-epoch metrics: ``history.epochs[e]`` has ``loss``, ``accuracy``, ``val_loss``, ..."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> list[float]:
+        return [e[key] for e in self.epochs if key in e]
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+
+def check_data(x: Any, y: Any, who: str = "fit") -> tuple[np.ndarray, np.ndarray]:
+    """Validate a dataset: 2-D inputs, matching lengths, finite values, non-empty.
+
+    Raises
+    ------
+    DataError, ShapeError
+        Naming ``who`` and what is wrong.
+    """
+    x, y = backend.to_numpy(np.asarray(x)), backend.to_numpy(np.asarray(y))
+    if x.ndim != 2:
+        raise ShapeError(f"{who}: expected inputs of shape (m, n_features), got {x.shape}.")
+    if x.shape[0] == 0:
+        raise DataError(f"{who}: the dataset is empty (0 examples).")
+    if y.shape[0] != x.shape[0]:
+        raise ShapeError(f"{who}: {x.shape[0]} inputs but {y.shape[0]} targets.")
+    for name, arr in (("inputs", x), ("targets", y)):
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            raise DataError(f"{who}: {name} contain NaN or infinite values (first at index {tuple(bad)}).")
+    return x, y
+
+
+def _is_classification(y: np.ndarray, loss: Loss) -> bool:
+    return y.dtype.kind in "iu" or "cross_entropy" in loss.name
+
+
+class Trainer:
+    """Holds the model, loss, optimizer and the training state (epoch, RNG, history).
+
+    Parameters
+    ----------
+    model : Sequential
+    loss : str or Loss
+        Fused automatically with the model's output activation where possible.
+    optimizer : Optimizer or str
+        An optimizer, or a name (``sgd``, ``adam``, ...) built with ``lr``.
+    lr : float
+        Learning rate ``alpha`` when ``optimizer`` is a name.
+    batch_size : int
+        ``m``, examples per step.
+    seed : int
+        Seeds the shuffling generator.
+    clip_norm : float, optional
+        Clip the joint gradient norm to this value each step.
+    schedule : callable, optional
+        ``schedule(optimizer) -> Schedule``, stepped once per epoch.
+    """
+
+    def __init__(
+        self,
+        model: Sequential,
+        loss: str | Loss = "softmax_cross_entropy",
+        optimizer: Optimizer | str = "sgd",
+        lr: float = 0.01,
+        batch_size: int = 32,
+        seed: int = 0,
+        clip_norm: float | None = None,
+        schedule: Callable[[Optimizer], Schedule] | None = None,
+        optimizer_options: dict[str, Any] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"Trainer: batch_size must be >= 1, got {batch_size}.")
+        self.model = model
+        self.loss = get_loss(loss)
+        self.step_loss = fused(self.loss, model.output_activation) or self.loss
+        self.logits = self.step_loss is not self.loss
+        if isinstance(optimizer, str):
+            optimizer = get_optimizer(optimizer, model.parameters(), lr=lr, **(optimizer_options or {}))
+        self.optimizer = optimizer
+        self.schedule = schedule(optimizer) if schedule else None
+        self.batch_size = int(batch_size)
+        self.clip_norm = clip_norm
+        self.rng = np.random.default_rng(seed)
+        self.epoch = 0
+        self.history = History()
+        self.stop = False
+
+    def __repr__(self) -> str:
+        return (
+            f"Trainer(loss={self.loss!r}, optimizer={self.optimizer!r}, batch_size={self.batch_size}, "
+            f"fused={self.logits})"
+        )
+
+    # ----------------------------------------------------------------- step
+    def train_step(self, xb: Any, yb: Any, step: int = 0) -> float:
+        """One forward, one backward, one update on a batch; returns the batch loss."""
+        out = self.model(xb, logits=self.logits)
+        cost = self.step_loss(out, yb)
+        self.optimizer.zero_grad()
+        cost.backward()
+        value = float(cost.data)
+        if not math.isfinite(value):
+            raise GradientError(self._non_finite_message(value, step))
+        if self.clip_norm is not None:
+            clip_grad_norm(self.optimizer.params, self.clip_norm)
+        self.optimizer.step()
+        return value
+
+    def _non_finite_message(self, value: float, step: int) -> str:
+        culprit = "no gradient was non-finite (check the inputs and weights)"
+        for name, p in self.model.named_parameters():
+            if p.grad is not None and not bool(backend.xp_of(p.grad).isfinite(p.grad).all()):
+                i, pname = name.split(".")[1:3]
+                culprit = f"first non-finite gradient: layers[{i}] {self.model[int(i)]!r}, dC/d{pname}"
+                break
+        return (
+            f"training stopped: the loss became {value} at epoch {self.epoch + 1}, step {step + 1}; "
+            f"{culprit}. Try a smaller learning rate or gradient clipping (clip_norm)."
+        )
+
+    def batches(self, x: Any, y: Any, shuffle: bool = True) -> Iterator[tuple[Any, Any]]:
+        """Mini-batches of ``batch_size`` rows, in a fresh seeded order each epoch."""
+        m = x.shape[0]
+        order = self.rng.permutation(m) if shuffle else None
+        for start in range(0, m, self.batch_size):
+            if order is None:
+                yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+            else:
+                idx = order[start : start + self.batch_size]
+                yield x[idx], y[idx]
+
+    def train_epoch(self, x: Any, y: Any, shuffle: bool = True) -> float:
+        """One pass over the data; returns the mean batch loss (weighted by batch size)."""
+        self.model.train()
+        total, seen = 0.0, 0
+        for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
+            total += self.train_step(xb, yb, step) * xb.shape[0]
+            seen += xb.shape[0]
+        return total / seen
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        x: Any,
+        y: Any,
+        epochs: int = 10,
+        validation_data: tuple[Any, Any] | None = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        callbacks: Sequence[Callback] = (),
+        verbose: int = 1,
+    ) -> History:
+        """Train until ``epochs`` epochs have run in total (so a resumed trainer continues).
+
+        Parameters
+        ----------
+        x : array, shape (m, n[0])
+        y : array, shape (m,) integer labels or (m, n[L]) targets
+        validation_data : (x_val, y_val), optional
+        validation_split : float
+            Fraction of ``(x, y)`` held out for validation (seeded, stratified-free cut).
+        verbose : int
+            0 silent; 1 a tqdm progress bar over epochs with the metrics.
+        """
+        x, y = check_data(x, y)
+        if validation_data is None and validation_split:
+            x, y, validation_data = _split(x, y, validation_split, self.rng)
+        x, y = self._prepare(x, y)
+        val = (
+            self._prepare(*check_data(*validation_data, who="fit validation_data"))
+            if validation_data
+            else None
+        )
+        classify = _is_classification(y, self.loss)
+        bar = _progress(self.epoch, epochs, verbose)
+        for _ in range(self.epoch, epochs):
+            started = time.perf_counter()
+            logs = {"loss": self.train_epoch(x, y, shuffle)}
+            logs.update(self._epoch_metrics(x, y, val, classify))
+            logs.update(lr=self.optimizer.lr, seconds=time.perf_counter() - started)
+            self.epoch += 1
+            self.history.epochs.append(logs)
+            if self.schedule:
+                self.schedule.step()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k not in ("lr", "seconds")})
+            if any([bool(cb.on_epoch_end(self, self.epoch, logs)) for cb in callbacks]) or self.stop:
+                break
+        if bar is not None:
+            bar.close()
+        return self.history
+
+    def _prepare(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+        """Cast inputs to the model's dtype once and move both to the active backend."""
+        dtype = self.model.parameters()[0].dtype
+        if y.dtype.kind == "f":
+            y = y.astype(dtype, copy=False)
+        return backend.asarray(x.astype(dtype, copy=False)), backend.asarray(y)
+
+    def _epoch_metrics(self, x: Any, y: Any, val: Any, classify: bool) -> dict[str, float]:
+        logs: dict[str, float] = {}
+        if classify:
+            logs["accuracy"] = evaluate(self.model, x, y, self.loss, self.batch_size)["accuracy"]
+        if val is not None:
+            scores = evaluate(self.model, val[0], val[1], self.loss, self.batch_size)
+            logs.update({f"val_{k}": v for k, v in scores.items()})
+        return logs
+
+
+def _split(x: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generator) -> Any:
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"fit: validation_split must be in (0, 1), got {fraction}.")
+    order = rng.permutation(x.shape[0])
+    n_val = max(1, round(fraction * x.shape[0]))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], (x[val], y[val])
+
+
+def _progress(start: int, epochs: int, verbose: int) -> Any:
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm  # imported lazily: only for interactive runs
+
+    return tqdm(total=epochs, initial=start, desc="epochs", unit="epoch", disable=None)
+
+
+def fit(
+    model: Sequential,
+    x: Any,
+    y: Any,
+    loss: str | Loss = "softmax_cross_entropy",
+    optimizer: str = "sgd",
+    lr: float = 0.01,
+    epochs: int = 10,
+    batch_size: int = 32,
+    seed: int = 0,
+    **options: Any,
+) -> History:
+    """Train ``model`` on ``(x, y)``: a :class:`Trainer` plus :meth:`Trainer.fit` in one call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from chainrule.layers import mlp
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(64, 2)).astype(np.float32); y = (x[:, 0] > 0).astype(np.int64)
+    >>> h = fit(mlp([2, 8, 2], output="softmax"), x, y, "cross_entropy", "adam", 0.05, epochs=20, verbose=0)
+    >>> h["accuracy"][-1] > 0.9
+    True
+    """
+    trainer_keys = {"clip_norm", "schedule", "optimizer_options"}
+    trainer = Trainer(
+        model,
+        loss,
+        optimizer,
+        lr,
+        batch_size,
+        seed,
+        **{k: v for k, v in options.items() if k in trainer_keys},
+    )
+    return trainer.fit(x, y, epochs, **{k: v for k, v in options.items() if k not in trainer_keys})
+
+
+def predict(model: Sequential, x: Any, batch_size: int = 1024) -> np.ndarray:
+    """Outputs ``a[L]`` for inputs ``x`` of shape ``(m, n[0])``, in eval mode, as NumPy."""
+    model.eval()
+    dtype = model.parameters()[0].dtype
+    x = backend.asarray(np.asarray(backend.to_numpy(x)).astype(dtype, copy=False))
+    with no_grad():
+        parts = [model(x[i : i + batch_size]).numpy() for i in range(0, x.shape[0], batch_size)]
+    return np.concatenate(parts)
+
+
+def evaluate(model: Sequential, x: Any, y: Any, loss: str | Loss, batch_size: int = 1024) -> dict[str, float]:
+    """Mean loss (and accuracy for classification) over ``(x, y)``, without gradients."""
+    loss = get_loss(loss)
+    step_loss = fused(loss, model.output_activation)
+    model.eval()
+    total, outputs = 0.0, []
+    with no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+            out = model(xb, logits=step_loss is not None)
+            total += float((step_loss or loss)(out, yb).data) * (
+                xb.shape[0] if loss.reduction == "mean" else 1
+            )
+            outputs.append(backend.to_numpy(out.data))
+    scores = {"loss": total / x.shape[0] if loss.reduction == "mean" else total}
+    if _is_classification(backend.to_numpy(y), loss):
+        out_all = np.concatenate(outputs)
+        if step_loss is not None and out_all.shape[1] == 1:
+            out_all = (out_all > 0).astype(np.float64)  # sigmoid logits: z > 0 <=> a > 0.5
+        scores["accuracy"] = accuracy(out_all, backend.to_numpy(y))
+    return scores
+
+
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights`` the model gets back the weights of its best epoch.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+    ) -> None:
+        self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
+        self.restore_best_weights = restore_best_weights
+        self.mode = "max" if "accuracy" in monitor else "min"
+        self.best = -math.inf if self.mode == "max" else math.inf
+        self.best_epoch = 0
+        self.wait = 0
+        self.best_weights: list[Any] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, min_delta={self.min_delta})"
+        )
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> bool:
+        if self.monitor not in logs:
+            raise ConfigError(f"EarlyStopping: metric {self.monitor!r} not in this epoch's {sorted(logs)}.")
+        value = logs[self.monitor]
+        better = (
+            value > self.best + self.min_delta if self.mode == "max" else value < self.best - self.min_delta
+        )
+        if better:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            self.best_weights = [p.data.copy() for p in trainer.model.parameters()]
+            return False
+        self.wait += 1
+        if self.wait < self.patience:
+            return False
+        if self.restore_best_weights and self.best_weights is not None:
+            for p, w in zip(trainer.model.parameters(), self.best_weights, strict=True):
+                p.data[...] = w
+        return True
+
+
+def plot_history(history: History, path: str) -> None:
+    """Write a PNG of loss (and accuracy, if recorded) per epoch, train and validation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("loss", "accuracy") if history[k]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    epochs = range(1, len(history) + 1)
+    for ax, key in zip(axes[0], keys, strict=True):
+        ax.plot(epochs, history[key], label=f"train {key}")
+        if history[f"val_{key}"]:
+            ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "Trainer",
+    "check_data",
+    "evaluate",
+    "fit",
+    "plot_history",
+    "predict",
+]
