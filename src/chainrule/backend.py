@@ -115,8 +115,18 @@ def to_numpy(array: Any) -> np.ndarray:
 
 
 def to_device(array: Any, name: str | None = None) -> Any:
-    """Array on backend ``name`` (default: the active one), copied if it must move."""
+    """Array on backend ``name`` (default: the active one), copied if it must move.
+
+    Raises
+    ------
+    ConfigError
+        If ``name`` is not one of :data:`BACKENDS`.
+    BackendError
+        If ``'cupy'`` is asked for and CuPy or a GPU is missing.
+    """
     target = name or get_backend()
+    if target not in BACKENDS:
+        raise ConfigError(f"to_device: expected one of {BACKENDS}, got {target!r}.")
     if target == "numpy":
         return to_numpy(array)
     return _import_cupy().asarray(array)

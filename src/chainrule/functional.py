@@ -88,9 +88,12 @@ def softplus(z: Tensor) -> Tensor:
 def elu(z: Tensor, alpha: float = 1.0) -> Tensor:
     """``phi(z) = z if z > 0 else alpha (e**z - 1)``; ``phi'(0) = alpha``.
 
-    ``e**z`` is taken of ``min(z, 0)`` so the unused branch never overflows.
+    ``e**z`` is taken of ``z`` where ``z <= 0`` and of ``0`` elsewhere, so the
+    unused branch never overflows (``where``, not ``minimum``, whose tie at 0
+    would halve the gradient).
     """
-    return ops.where(z.data > 0, z, alpha * (ops.exp(ops.minimum(z, 0.0)) - 1.0))
+    negative = z.data <= 0
+    return ops.where(negative, alpha * (ops.exp(ops.where(negative, z, 0.0)) - 1.0), z)
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.backend import scatter_add, xp_of
+from chainrule.errors import ConfigError
 from chainrule.tensor import VJP, Array, Primitive, Tensor
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -47,7 +48,7 @@ def primitive(
     def register(forward: Callable[..., Array]) -> Primitive:
         prim = Primitive(forward.__name__.strip("_"), forward, vjp, formula, samples)
         if prim.name in PRIMITIVES:
-            raise ValueError(f"primitive {prim.name!r} registered twice")
+            raise ConfigError(f"primitive {prim.name!r} registered twice; pick another name.")
         PRIMITIVES[prim.name] = prim
         return prim
 
@@ -136,8 +137,9 @@ def _matmul_vjp(g: Array, out: Array, a: Array, b: Array) -> tuple[Array, Array]
     xp = xp_of(g)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
-    g2 = xp.expand_dims(g, -2) if a.ndim == 1 else g
-    g2 = xp.expand_dims(g2, -1) if b.ndim == 1 else g2
+    # NOTE: re-insert b's axis first, so a 0-d g (vector @ vector) becomes (1, 1).
+    g2 = xp.expand_dims(g, -1) if b.ndim == 1 else g
+    g2 = xp.expand_dims(g2, -2) if a.ndim == 1 else g2
     ga = g2 @ xp.swapaxes(b2, -1, -2)
     gb = xp.swapaxes(a2, -1, -2) @ g2
     if a.ndim == 1:
@@ -393,7 +395,7 @@ def maximum(a: Array, b: Array) -> Array:
 
 
 @primitive(
-    lambda g, out, a, b: _pick_vjp(g, b, a)[::-1],
+    lambda g, out, a, b: _pick_vjp(g, b, a),  # (g where b > a, g where b < a) = (da, db)
     "da = g where a < b; db = g where b < a; ties split g/2",
     _BINARY,
 )
@@ -528,7 +530,7 @@ def softmax_cross_entropy(z: Array, y: Array, axis: int = -1) -> Array:
     xp = xp_of(z)
     log_a = z - _lse(z, axis, True)
     zero = xp.zeros((), dtype=log_a.dtype)
-    return -xp.where(y != 0, y * log_a, zero).sum(axis=axis)
+    return -(y * xp.where(y != 0, log_a, zero)).sum(axis=axis)  # no 0 * -inf = NaN
 
 
 def _sbce_vjp(g: Array, out: Array, z: Array, y: Array) -> tuple[Array, Array]:

@@ -382,7 +382,7 @@ def _accumulate(t: Tensor, g: Array, owned: set[int]) -> None:
 
 def _run_backward(root: Tensor, seed: Array) -> None:
     grads: dict[int, Array] = {id(root): seed}
-    owned: set[int] = set()
+    owned: set[int] = {id(seed)}  # the caller's array: a leaf must not alias it
     for t in reversed(_toposort(root)):
         g = grads.pop(id(t), None)
         if g is None:

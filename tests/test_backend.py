@@ -1,0 +1,162 @@
+"""Tests of :mod:`chainrule.backend`: NumPy by default, CuPy only on request and with a clear error.
+
+The ``gpu`` class runs the table of primitives on CuPy and compares with the
+NumPy engine (itself proven against PyTorch in ``test_ops_table.py``); it is
+skipped cleanly without CuPy or without a GPU.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import backend, ops
+from chainrule.tensor import Tensor
+
+
+def test_numpy_is_the_default() -> None:
+    assert backend.get_backend() == "numpy"
+    assert backend.xp() is np
+    assert isinstance(Tensor([1.0]).data, np.ndarray)
+    assert backend.xp_of(np.ones(2)) is np and backend.xp_of(np.float64(1.0)) is np
+    assert backend.is_array(np.ones(2)) and not backend.is_array([1.0])
+
+
+@pytest.fixture
+def no_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import cupy`` fail even where CuPy is installed."""
+    real_import = builtins.__import__
+
+    def fake_import(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "cupy" or name.startswith("cupy."):
+            raise ImportError("No module named 'cupy'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+@pytest.mark.usefixtures("no_cupy")
+def test_cupy_without_cupy_is_a_one_line_backend_error() -> None:
+    with pytest.raises(
+        cr.BackendError, match=r"^backend 'cupy' requested, but CuPy is not installed: "
+    ) as info:
+        cr.set_backend("cupy")
+    assert "\n" not in str(info.value) and "backend='numpy'" in str(info.value)
+    assert backend.get_backend() == "numpy"  # unchanged after the failure
+    with pytest.raises(cr.BackendError, match="CuPy is not installed"):
+        backend.to_device(np.ones(2), "cupy")
+
+
+def test_cupy_without_gpu_is_a_backend_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    def no_device() -> int:
+        raise RuntimeError("cudaErrorNoDevice")
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_device))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(
+        cr.BackendError, match=r"no CUDA GPU is usable: cudaErrorNoDevice\. Use backend='numpy'"
+    ):
+        cr.set_backend("cupy")
+    fake.cuda.runtime.getDeviceCount = lambda: 0  # type: ignore[attr-defined]
+    with pytest.raises(cr.BackendError, match="no CUDA GPU was found; use 'numpy'"):
+        cr.set_backend("cupy")
+
+
+def test_unknown_backend_is_a_config_error() -> None:
+    with pytest.raises(cr.ConfigError, match=r"set_backend: expected one of \('numpy', 'cupy'\), got 'tpu'"):
+        cr.set_backend("tpu")
+    with pytest.raises(cr.ConfigError, match=r"to_device: expected one of \('numpy', 'cupy'\), got 'tpu'"):
+        backend.to_device(np.ones(2), "tpu")
+
+
+def test_use_backend_restores_on_exit() -> None:
+    with backend.use_backend("numpy"):
+        assert backend.get_backend() == "numpy"
+    with pytest.raises(cr.ConfigError), backend.use_backend("tpu"):
+        pass  # pragma: no cover
+    assert backend.get_backend() == "numpy"
+
+
+def test_to_numpy_and_to_device_roundtrip() -> None:
+    x = np.arange(6.0).reshape(2, 3)
+    assert backend.to_numpy(x) is x
+    assert backend.to_device(x) is x and backend.to_device(x, "numpy") is x
+    np.testing.assert_array_equal(backend.to_numpy([1, 2]), [1, 2])
+    assert backend.asarray([1.0, 2.0], dtype=np.float32).dtype == np.float32
+
+
+def test_scatter_add_accumulates_repeated_indices() -> None:
+    target = np.zeros(3)
+    backend.scatter_add(target, np.array([0, 2, 2]), np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(target, [1.0, 0.0, 5.0])
+
+
+def _gpu_count() -> int:
+    cupy = pytest.importorskip("cupy")
+    try:
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # CUDA raises its own error types when no driver is present
+        return 0
+
+
+GPU_CASES = [
+    pytest.param(name, i, id=f"{name}-{i}")
+    for name, prim in ops.PRIMITIVES.items()
+    if prim.differentiable
+    for i in range(len(prim.samples))
+]
+
+
+@pytest.mark.gpu
+class TestCuPy:
+    """The table of primitives on CuPy agrees with the NumPy engine."""
+
+    @pytest.fixture(autouse=True)
+    def _cupy(self) -> Any:
+        if _gpu_count() < 1:
+            pytest.skip("no CUDA GPU")
+        with backend.use_backend("cupy"):
+            yield
+
+    @pytest.mark.parametrize(("name", "i"), GPU_CASES)
+    def test_forward_backward_match_numpy(
+        self, name: str, i: int, rng: np.random.Generator, make_sample: Any, rel_err: Any
+    ) -> None:
+        import cupy
+
+        arrays, params = make_sample(ops.PRIMITIVES[name].samples[i], rng)
+        g = None
+        results = []
+        for to in (backend.to_numpy, cupy.asarray):
+            dev_params = {k: to(v) if isinstance(v, np.ndarray) else v for k, v in params.items()}
+            if "index" in params and isinstance(params["index"], tuple):
+                dev_params["index"] = tuple(
+                    to(p) if isinstance(p, np.ndarray) else p for p in params["index"]
+                )
+            tensors = [Tensor(to(a), requires_grad=True) for a in arrays]
+            out = ops.PRIMITIVES[name](*tensors, **dev_params)
+            if g is None:
+                g = rng.standard_normal(out.shape)
+            out.backward(to(g))
+            results.append((out.numpy(), [backend.to_numpy(t.grad) for t in tensors]))
+        assert isinstance(tensors[0].data, cupy.ndarray)
+        (out_np, grads_np), (out_cp, grads_cp) = results
+        assert rel_err(out_cp, out_np) <= 1e-10
+        for a, b in zip(grads_cp, grads_np, strict=True):
+            assert rel_err(a, b) <= 1e-10
+
+    def test_to_device_roundtrip(self) -> None:
+        import cupy
+
+        x = np.arange(4.0)
+        on_gpu = backend.to_device(x)
+        assert isinstance(on_gpu, cupy.ndarray)
+        np.testing.assert_array_equal(backend.to_numpy(on_gpu), x)
