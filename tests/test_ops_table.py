@@ -80,6 +80,9 @@ TORCH_REFS: dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tenso
     "softmax_cross_entropy": lambda t, p: (
         -(t[1] * torch.log_softmax(t[0], dim=p.get("axis", -1))).sum(p.get("axis", -1))
     ),
+    "softmax_cross_entropy_labels": lambda t, p: tnf.cross_entropy(
+        t[0], torch.as_tensor(p["labels"]), reduction="none"
+    ),
     "sigmoid_binary_cross_entropy": lambda t, p: tnf.binary_cross_entropy_with_logits(
         t[0], t[1], reduction="none"
     ),
@@ -254,6 +257,15 @@ FUSED = {
         lambda z, y: ops.softmax_cross_entropy(z, y),
         lambda z, y: -(y * (z - _lse_composite(z, keepdims=True))).sum(axis=-1),
         [(4, 3), (4, 3)],
+    ),
+    "softmax_cross_entropy_labels": (
+        lambda z: ops.softmax_cross_entropy_labels(z, labels=np.array([2, 0, 1, 2])),
+        lambda z: (
+            -ops.take_along_axis(
+                z - _lse_composite(z, keepdims=True), indices=np.array([[2], [0], [1], [2]]), axis=1
+            ).sum(axis=-1)
+        ),
+        [(4, 3)],
     ),
 }
 

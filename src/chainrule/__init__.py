@@ -13,6 +13,7 @@ array([0.235 , 0.1966])
 """
 
 from chainrule import backend, functional, ops
+from chainrule.autograd import enable_grad, grad, is_grad_enabled, no_grad, value_and_grad
 from chainrule.backend import get_backend, set_backend, use_backend
 from chainrule.errors import (
     BackendError,
@@ -25,7 +26,7 @@ from chainrule.errors import (
     ShapeError,
 )
 from chainrule.gradcheck import GradReport, check_grad, check_vjp
-from chainrule.tensor import Tensor, enable_grad, grad, is_grad_enabled, no_grad, value_and_grad
+from chainrule.tensor import Tensor
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -54,10 +54,15 @@ def _int_list(text: str) -> list[int]:
     return sizes
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (status 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="chainrule", description="Neural networks trained by the chain rule."
-    )
+    parser = _Parser(prog="chainrule", description="Neural networks trained by the chain rule.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -92,7 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("spec", help="JSON spec file (see docs/explain.md)")
     ex.add_argument("--format", choices=["text", "markdown", "json", "png"], default="text")
     ex.add_argument("--output", help="write to this file instead of stdout")
-    ex.add_argument("--weight", help="a weight to write out as a chain of factors: L:j,k (1-based)")
+    ex.add_argument(
+        "--weight",
+        action="append",
+        help="a weight to write out as a chain of factors: L:j,k (1-based; repeatable)",
+    )
     ex.add_argument("--steps", type=int, default=0, help="also run N gradient-descent steps")
 
     sub.add_parser("ops", help="print the table of primitives and their derivative rules")
@@ -175,7 +184,10 @@ def _read_inputs(path: str) -> np.ndarray:
     if not p.is_file():
         raise DataError(f"{path}: no such file.")
     if p.suffix == ".npy":
-        x = np.load(p, allow_pickle=False)
+        try:
+            x = np.load(p, allow_pickle=False)
+        except ValueError as exc:  # pickled or object arrays, or not a .npy file at all
+            raise DataError(f"{path}: cannot read as .npy: {exc}") from exc
     elif p.suffix == ".csv":
         try:
             x = np.loadtxt(p, delimiter=",", ndmin=2)
@@ -209,7 +221,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Run ``explain`` on a spec file."""
-    from chainrule import explain  # type: ignore[attr-defined,unused-ignore]
+    from chainrule import explain
 
     return int(
         explain.run(args.spec, fmt=args.format, output=args.output, weight=args.weight, steps=args.steps)

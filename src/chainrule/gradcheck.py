@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from chainrule import backend
+from chainrule.autograd import enable_grad
 from chainrule.errors import GradientError
-from chainrule.tensor import Tensor, enable_grad
+from chainrule.tensor import Tensor
 
 
 @dataclass

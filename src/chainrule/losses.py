@@ -198,7 +198,20 @@ class SoftmaxCrossEntropy(Loss):
     name = "softmax_cross_entropy"
     from_logits = True
 
+    def targets(self, output: Tensor, target: Any) -> Any:
+        """Integer labels stay labels (range-checked): no one-hot rows are built."""
+        y = target.data if isinstance(target, Tensor) else target
+        if getattr(y, "ndim", 0) == 1 and y.dtype.kind in "iu" and output.data.ndim == 2:
+            k = output.data.shape[1]
+            if y.shape[0] == output.data.shape[0] and k > 1:
+                if y.size and (int(y.min()) < 0 or int(y.max()) >= k):
+                    one_hot(y, k, who=repr(self))  # raises the range error
+                return y
+        return super().targets(output, target)
+
     def per_example(self, a: Tensor, y: Any) -> Tensor:
+        if y.dtype.kind in "iu":
+            return ops.softmax_cross_entropy_labels(a, labels=y)
         return ops.softmax_cross_entropy(a, y)
 
 

@@ -6,7 +6,9 @@ a fixed contract,
 
     vjp(g, out, *inputs, **params) -> one gradient (or None) per input,
 
-where ``g = dC/dout`` has the shape of ``out``. Rules return gradients in the
+where ``g = dC/dout`` has the shape of ``out``. A rule that also takes a
+``needs`` keyword (``linear``, ``matmul``) is told which inputs want a
+gradient, and returns None for the others instead of computing them. Rules return gradients in the
 *broadcast* shape when that is simpler; the driver in :mod:`chainrule.tensor`
 reduces them to each input's shape. Arrays come from the active backend and
 every function below asks :func:`chainrule.backend.xp_of` for its namespace,
@@ -131,9 +133,11 @@ def power(x: Array, p: Array) -> Array:
 
 
 # --------------------------------------------------------------- matmul
-def _matmul_vjp(g: Array, out: Array, a: Array, b: Array) -> tuple[Array, Array]:
-    if a.ndim == 2 and b.ndim == 2:  # the common case, no reshaping
-        return g @ b.T, a.T @ g
+def _matmul_vjp(
+    g: Array, out: Array, a: Array, b: Array, needs: tuple[bool, ...] = (True, True)
+) -> tuple[Array | None, Array | None]:
+    if a.ndim == 2 and b.ndim == 2:  # the common case, no reshaping; skip unwanted products
+        return (g @ b.T if needs[0] else None), (a.T @ g if needs[1] else None)
     xp = xp_of(g)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
@@ -178,10 +182,13 @@ def matmul(a: Array, b: Array) -> Array:
     return a @ b
 
 
-def _linear_vjp(g: Array, out: Array, a: Array, w: Array, *b: Array) -> tuple[Array, ...]:
+def _linear_vjp(
+    g: Array, out: Array, a: Array, w: Array, *b: Array, needs: tuple[bool, ...] = (True, True, True)
+) -> tuple[Array | None, ...]:
     g2 = g.reshape(-1, w.shape[0])
-    grads = (g @ w, g2.T @ a.reshape(-1, w.shape[1]))
-    return (*grads, g2.sum(axis=0)) if b else grads
+    # NOTE: the first layer's input needs no gradient: skipping g @ W saves its largest product.
+    grads = (g @ w if needs[0] else None, g2.T @ a.reshape(-1, w.shape[1]) if needs[1] else None)
+    return (*grads, g2.sum(axis=0) if needs[2] else None) if b else grads
 
 
 @primitive(
@@ -533,6 +540,28 @@ def softmax_cross_entropy(z: Array, y: Array, axis: int = -1) -> Array:
     return -(y * xp.where(y != 0, log_a, zero)).sum(axis=axis)  # no 0 * -inf = NaN
 
 
+def _sparse_sce_vjp(g: Array, out: Array, z: Array, labels: Array) -> tuple[Array]:
+    xp = xp_of(z)
+    a = xp.exp(z - _lse(z, -1, True))
+    a[xp.arange(z.shape[0]), labels] -= 1  # a - y without building the one-hot y
+    return (a * g[:, None],)
+
+
+@primitive(
+    _sparse_sce_vjp,
+    "C = -log softmax(z)_label: dz = g * (softmax(z) - onehot(label)) = a - y",
+    [sample((4, 3), params=lambda rng: {"labels": rng.integers(0, 3, 4)})],
+)
+def softmax_cross_entropy_labels(z: Array, labels: Array) -> Array:
+    """Per-example ``C = -log(softmax(z)_label)`` from logits ``z (m, k)`` and integer labels ``(m,)``.
+
+    The same cost as :func:`softmax_cross_entropy` with one-hot targets, without building them.
+    """
+    xp = xp_of(z)
+    log_a = z - _lse(z, -1, True)
+    return -log_a[xp.arange(z.shape[0]), labels]
+
+
 def _sbce_vjp(g: Array, out: Array, z: Array, y: Array) -> tuple[Array, Array]:
     return g * (sigmoid.forward(z) - y), -g * z
 
@@ -636,48 +665,6 @@ def _install_methods() -> None:
 
 _install_methods()
 
-__all__ = [
-    "NON_DIFFERENTIABLE",
-    "PRIMITIVES",
-    "abs",
-    "add",
-    "argmax",
-    "concatenate",
-    "divide",
-    "equal",
-    "exp",
-    "getitem",
-    "greater",
-    "greater_equal",
-    "leaky_relu",
-    "less",
-    "less_equal",
-    "linear",
-    "log",
-    "log_softmax",
-    "logsumexp",
-    "matmul",
-    "max",
-    "maximum",
-    "mean",
-    "minimum",
-    "multiply",
-    "negative",
-    "not_equal",
-    "power",
-    "primitive",
-    "relu",
-    "reshape",
-    "sigmoid",
-    "sigmoid_binary_cross_entropy",
-    "softmax",
-    "softmax_cross_entropy",
-    "sqrt",
-    "subtract",
-    "sum",
-    "table",
-    "take_along_axis",
-    "tanh",
-    "transpose",
-    "where",
-]
+# every primitive by name (``where`` wraps the primitive ``_where``), and the helpers
+__all__ = [name for name in PRIMITIVES if name != "where"]
+__all__ += ["NON_DIFFERENTIABLE", "PRIMITIVES", "primitive", "sample", "table", "where"]

@@ -308,7 +308,11 @@ class ExponentialLR(Schedule):
 
 
 class CosineAnnealingLR(Schedule):
-    """``alpha_e = eta_min + (alpha_0 - eta_min) (1 + cos(pi e / T_max)) / 2``."""
+    """``alpha_e = eta_min + (alpha_0 - eta_min) (1 + cos(pi e / T_max)) / 2``.
+
+    As ``torch.optim.lr_scheduler.CosineAnnealingLR``: past ``T_max`` the cosine
+    continues (the rate climbs back towards ``alpha_0``, period ``2 T_max``).
+    """
 
     def __init__(self, optimizer: Optimizer, t_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
@@ -317,7 +321,7 @@ class CosineAnnealingLR(Schedule):
         self.t_max, self.eta_min = int(t_max), float(eta_min)
 
     def lr_at(self, epoch: int) -> float:
-        cos = (1 + math.cos(math.pi * min(epoch, self.t_max) / self.t_max)) / 2
+        cos = (1 + math.cos(math.pi * epoch / self.t_max)) / 2
         return self.eta_min + (self.base_lr - self.eta_min) * cos
 
 

@@ -153,6 +153,7 @@ def save_checkpoint(path: str | os.PathLike[str], trainer: Trainer) -> None:
     state = {
         "epoch": trainer.epoch,
         "history": trainer.history.epochs,
+        "seed": trainer.seed,
         "rng": trainer.rng.bit_generator.state,
         "model_rng": trainer.model.rng_state(),
         "optimizer": opt,
@@ -182,6 +183,7 @@ def load_checkpoint(path: str | os.PathLike[str], schedule: Any = None) -> Train
         state["loss"]["name"],
         optimizer,
         batch_size=state["batch_size"],
+        seed=state.get("seed", 0),
         clip_norm=state["clip_norm"],
         schedule=schedule,
     )

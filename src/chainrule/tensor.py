@@ -24,20 +24,25 @@ building the Jacobian.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from chainrule import backend
-from chainrule.errors import ConfigError, DTypeError, GradientError, ShapeError
+from chainrule.errors import DTypeError, GradientError, ShapeError
 
 Array = Any  # an ndarray of the active backend (numpy.ndarray or cupy.ndarray)
 Forward = Callable[..., Array]
 VJP = Callable[..., Sequence[Array | None]]
 
 _grad_enabled = [True]
+
+if TYPE_CHECKING:  # the operators chainrule.ops installs, declared for type checkers
+    from chainrule.tensor_api import TensorMethods as _TensorMethods
+else:
+    _TensorMethods = object
 
 
 class Primitive:
@@ -62,7 +67,7 @@ class Primitive:
         "unit"}``.
     """
 
-    __slots__ = ("__dict__", "formula", "forward", "name", "samples", "vjp")
+    __slots__ = ("__dict__", "formula", "forward", "masked", "name", "samples", "vjp")
 
     def __init__(
         self,
@@ -77,6 +82,8 @@ class Primitive:
         self.vjp = vjp
         self.formula = formula
         self.samples = samples or []
+        # a rule with a ``needs`` keyword is told which inputs want a gradient, to skip the rest
+        self.masked = vjp is not None and "needs" in inspect.signature(vjp).parameters
         self.__doc__ = forward.__doc__
 
     @property
@@ -110,9 +117,17 @@ def apply(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Tenso
         If the forward function rejects its inputs; the message names the op,
         the input shapes and dtypes, and the parameters.
     """
-    like = next((a.data for a in args if isinstance(a, Tensor)), None)
-    parents = [a if isinstance(a, Tensor) else Tensor(_coerce(a, like)) for a in args]
-    datas = [p.data for p in parents]
+    parents: Sequence[Tensor] = args
+    datas = []
+    record = False
+    for a in args:  # NOTE: hot path; the common case is all Tensors
+        if not isinstance(a, Tensor):
+            parents = _as_tensors(args)
+            datas = [p.data for p in parents]
+            record = any(p.requires_grad for p in parents)
+            break
+        datas.append(a.data)
+        record = record or a.requires_grad
     try:
         out = prim.forward(*datas, **params)
     except (ValueError, IndexError) as exc:
@@ -121,11 +136,24 @@ def apply(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Tenso
         raise DTypeError(_describe(prim, datas, params, exc)) from exc
     if isinstance(out, np.generic):  # NumPy reductions return scalars, not 0-d arrays
         out = np.asarray(out)
-    result = Tensor(out)
-    if prim.vjp is not None and _grad_enabled[0] and any(p.requires_grad for p in parents):
+    result = _wrap(out)
+    if record and prim.vjp is not None and _grad_enabled[0]:
         result.requires_grad = True
         result._node = (prim, parents, params)
     return result
+
+
+def _as_tensors(args: Sequence[Any]) -> list[Tensor]:
+    """Wrap constant operands; Python numbers take the dtype of the first tensor."""
+    like = next((a.data for a in args if isinstance(a, Tensor)), None)
+    return [a if isinstance(a, Tensor) else Tensor(_coerce(a, like)) for a in args]
+
+
+def _wrap(data: Array) -> Tensor:
+    """A new tensor around ``data`` without the checks of ``Tensor.__init__`` (hot path)."""
+    t = object.__new__(Tensor)
+    t.data, t.grad, t.requires_grad, t.name, t._node, t._retain = data, None, False, None, None, False
+    return t
 
 
 def _describe(prim: Primitive, datas: Sequence[Array], params: dict[str, Any], exc: Exception) -> str:
@@ -149,7 +177,7 @@ def _unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
     return g
 
 
-class Tensor:
+class Tensor(_TensorMethods):
     """An array of the active backend that records the ops applied to it.
 
     Parameters
@@ -205,41 +233,8 @@ class Tensor:
         self.grad: Array | None = None
         self.requires_grad = requires_grad
         self.name = name
-        self._node: tuple[Primitive, list[Tensor], dict[str, Any]] | None = None
+        self._node: tuple[Primitive, Sequence[Tensor], dict[str, Any]] | None = None
         self._retain = False
-
-    if TYPE_CHECKING:  # signatures of the methods chainrule.ops installs
-
-        def __add__(self, other: Any) -> Tensor: ...
-        def __radd__(self, other: Any) -> Tensor: ...
-        def __sub__(self, other: Any) -> Tensor: ...
-        def __rsub__(self, other: Any) -> Tensor: ...
-        def __mul__(self, other: Any) -> Tensor: ...
-        def __rmul__(self, other: Any) -> Tensor: ...
-        def __truediv__(self, other: Any) -> Tensor: ...
-        def __rtruediv__(self, other: Any) -> Tensor: ...
-        def __pow__(self, other: Any) -> Tensor: ...
-        def __rpow__(self, other: Any) -> Tensor: ...
-        def __matmul__(self, other: Any) -> Tensor: ...
-        def __rmatmul__(self, other: Any) -> Tensor: ...
-        def __neg__(self) -> Tensor: ...
-        def __abs__(self) -> Tensor: ...
-        def __getitem__(self, index: Any) -> Tensor: ...
-        def __lt__(self, other: Any) -> Tensor: ...
-        def __le__(self, other: Any) -> Tensor: ...
-        def __gt__(self, other: Any) -> Tensor: ...
-        def __ge__(self, other: Any) -> Tensor: ...
-        def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
-        def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
-        def max(self, axis: Any = None, keepdims: bool = False) -> Tensor: ...
-        def reshape(self, *shape: Any) -> Tensor: ...
-        def transpose(self, *axes: Any) -> Tensor: ...
-        def exp(self) -> Tensor: ...
-        def log(self) -> Tensor: ...
-        def sqrt(self) -> Tensor: ...
-        def argmax(self, axis: Any = None) -> Tensor: ...
-        @property
-        def T(self) -> Tensor: ...  # noqa: N802
 
     # ----------------------------------------------------------------- info
     @property
@@ -385,15 +380,18 @@ def _run_backward(root: Tensor, seed: Array) -> None:
     owned: set[int] = {id(seed)}  # the caller's array: a leaf must not alias it
     for t in reversed(_toposort(root)):
         g = grads.pop(id(t), None)
+        node = t._node
         if g is None:
             continue
-        if t._node is None or t._retain:
+        if node is None or t._retain:
             _accumulate(t, g, owned)
-        if t._node is None:
+        if node is None:
             continue
-        prim, parents, params = t._node
-        assert prim.vjp is not None  # non-differentiable ops never record a node
-        in_grads = prim.vjp(g, t.data, *[p.data for p in parents], **params)
+        prim, parents, params = node
+        datas = [p.data for p in parents]
+        if prim.masked:
+            params = {**params, "needs": tuple(p.requires_grad for p in parents)}
+        in_grads = prim.vjp(g, t.data, *datas, **params)  # type: ignore[misc]
         if len(in_grads) != len(parents):
             raise GradientError(
                 f"{prim.name}: VJP rule returned {len(in_grads)} gradients for {len(parents)} inputs."
@@ -412,117 +410,8 @@ def _run_backward(root: Tensor, seed: Array) -> None:
             grads[key] = grads[key] + gp if key in grads else gp
 
 
-# --------------------------------------------------------------- grad mode
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Context manager: ops inside record no graph (for evaluation and updates)."""
-    previous = _grad_enabled[0]
-    _grad_enabled[0] = False
-    try:
-        yield
-    finally:
-        _grad_enabled[0] = previous
-
-
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
-    """Context manager: record the graph again inside a :func:`no_grad` block."""
-    previous = _grad_enabled[0]
-    _grad_enabled[0] = True
-    try:
-        yield
-    finally:
-        _grad_enabled[0] = previous
-
-
-def is_grad_enabled() -> bool:
-    """True unless inside :func:`no_grad`."""
-    return _grad_enabled[0]
-
-
-# -------------------------------------------------------- functional form
-def value_and_grad(
-    f: Callable[..., Tensor], argnums: int | Sequence[int] = 0
-) -> Callable[..., tuple[Array, Any]]:
-    """Turn ``f(*arrays) -> scalar Tensor`` into ``(value, gradient(s))``.
-
-    Parameters
-    ----------
-    f : callable
-        Takes arrays or tensors and returns a one-element :class:`Tensor`.
-    argnums : int or sequence of int
-        Which positional arguments to differentiate with respect to.
-
-    Returns
-    -------
-    callable
-        ``g(*args) -> (value, grad)`` where ``grad`` is an array shaped like
-        ``args[argnums]`` (a tuple of arrays if ``argnums`` is a sequence).
-
-    Examples
-    --------
-    >>> import chainrule as cr
-    >>> vg = cr.value_and_grad(lambda x: (x * x).sum())
-    >>> value, g = vg([1.0, 3.0])
-    >>> float(value), g.tolist()
-    (10.0, [2.0, 6.0])
-    """
-    many = not isinstance(argnums, int)
-    nums: tuple[int, ...] = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-
-    def wrapped(*args: Any) -> tuple[Array, Any]:
-        if max(nums) >= len(args):
-            raise ConfigError(f"value_and_grad: argnums {nums} out of range for {len(args)} args.")
-        inputs = list(args)
-        for i in nums:
-            data = inputs[i].data if isinstance(inputs[i], Tensor) else backend.asarray(inputs[i])
-            if data.dtype.kind != "f":
-                data = data.astype(np.float64)
-            inputs[i] = Tensor(data, requires_grad=True)
-        with enable_grad():
-            out = f(*inputs)
-        if not isinstance(out, Tensor) or out.size != 1:
-            raise ShapeError(
-                f"value_and_grad: f must return a one-element Tensor, got {type(out).__name__}"
-                f"{'' if not isinstance(out, Tensor) else ' of shape ' + str(out.shape)}."
-            )
-        xp = backend.xp_of(out.data)
-        if out.requires_grad:
-            out.backward()
-        grads = [
-            inputs[i].grad if inputs[i].grad is not None else xp.zeros_like(inputs[i].data) for i in nums
-        ]
-        return out.data, (tuple(grads) if many else grads[0])
-
-    return wrapped
-
-
-def grad(f: Callable[..., Tensor], argnums: int | Sequence[int] = 0) -> Callable[..., Any]:
-    """Turn ``f(*arrays) -> scalar Tensor`` into a function returning ``df/dargs``.
-
-    Same as :func:`value_and_grad` without the value.
-
-    Examples
-    --------
-    >>> import chainrule as cr
-    >>> cr.grad(lambda x: (x * x * x).sum())([2.0]).tolist()
-    [12.0]
-    """
-    vg = value_and_grad(f, argnums)
-
-    def wrapped(*args: Any) -> Any:
-        return vg(*args)[1]
-
-    return wrapped
-
-
 __all__ = [
     "Primitive",
     "Tensor",
     "apply",
-    "enable_grad",
-    "grad",
-    "is_grad_enabled",
-    "no_grad",
-    "value_and_grad",
 ]

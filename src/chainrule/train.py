@@ -23,12 +23,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule import backend
+from chainrule.autograd import no_grad
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.layers import Sequential
 from chainrule.losses import Loss, fused, get_loss
 from chainrule.metrics import accuracy
 from chainrule.optim import Optimizer, Schedule, clip_grad_norm, get_optimizer
-from chainrule.tensor import no_grad
 
 
 class Callback(Protocol):
@@ -68,7 +68,8 @@ def check_data(x: Any, y: Any, who: str = "fit") -> tuple[np.ndarray, np.ndarray
     for name, arr in (("inputs", x), ("targets", y)):
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             bad = np.argwhere(~np.isfinite(arr))[0]
-            raise DataError(f"{who}: {name} contain NaN or infinite values (first at index {tuple(bad)}).")
+            where = tuple(int(i) for i in bad)  # plain ints: NumPy 2 would print np.int64(3)
+            raise DataError(f"{who}: {name} contain NaN or infinite values (first at index {where}).")
     return x, y
 
 
@@ -122,6 +123,7 @@ class Trainer:
         self.schedule = schedule(optimizer) if schedule else None
         self.batch_size = int(batch_size)
         self.clip_norm = clip_norm
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.epoch = 0
         self.history = History()
@@ -200,13 +202,15 @@ class Trainer:
         y : array, shape (m,) integer labels or (m, n[L]) targets
         validation_data : (x_val, y_val), optional
         validation_split : float
-            Fraction of ``(x, y)`` held out for validation (seeded, stratified-free cut).
+            Fraction of ``(x, y)`` held out for validation (a cut seeded by ``seed``, the same
+            on every call, so a resumed run validates on the same examples; not stratified).
         verbose : int
             0 silent; 1 a tqdm progress bar over epochs with the metrics.
         """
         x, y = check_data(x, y)
         if validation_data is None and validation_split:
-            x, y, validation_data = _split(x, y, validation_split, self.rng)
+            # NOTE: a generator of its own, not self.rng: a resumed or continued fit must cut the same split
+            x, y, validation_data = _split(x, y, validation_split, np.random.default_rng(self.seed))
         x, y = self._prepare(x, y)
         val = (
             self._prepare(*check_data(*validation_data, who="fit validation_data"))
@@ -331,7 +335,7 @@ def evaluate(model: Sequential, x: Any, y: Any, loss: str | Loss, batch_size: in
     scores = {"loss": total / x.shape[0] if loss.reduction == "mean" else total}
     if _is_classification(backend.to_numpy(y), loss):
         out_all = np.concatenate(outputs)
-        if step_loss is not None and out_all.shape[1] == 1:
+        if (step_loss is not None or loss.from_logits) and out_all.shape[1] == 1:
             out_all = (out_all > 0).astype(np.float64)  # sigmoid logits: z > 0 <=> a > 0.5
         scores["accuracy"] = accuracy(out_all, backend.to_numpy(y))
     return scores
