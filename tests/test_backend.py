@@ -160,3 +160,35 @@ class TestCuPy:
         on_gpu = backend.to_device(x)
         assert isinstance(on_gpu, cupy.ndarray)
         np.testing.assert_array_equal(backend.to_numpy(on_gpu), x)
+
+
+@pytest.mark.usefixtures("no_cupy")
+def test_moving_a_model_to_cupy_without_cupy_is_a_backend_error() -> None:
+    from chainrule.layers import mlp
+
+    model = mlp([3, 4, 2], seed=0)
+    with pytest.raises(cr.BackendError, match="CuPy is not installed"):
+        model.to("cupy")
+    assert all(isinstance(p.data, np.ndarray) for p in model.parameters())
+    model.to("numpy")  # a no-op move on the host keeps the weights
+    assert all(isinstance(p.data, np.ndarray) for p in model.parameters())
+
+
+@pytest.mark.gpu
+def test_training_on_cupy_matches_numpy(rng: np.random.Generator) -> None:
+    """The same seeded run on both backends ends with the same float32 weights."""
+    if _gpu_count() < 1:
+        pytest.skip("no CUDA GPU")
+    from chainrule.layers import mlp
+    from chainrule.train import Trainer
+
+    x = rng.random((256, 8), dtype=np.float32)
+    y = rng.integers(0, 3, 256)
+    finals = []
+    for name in ("numpy", "cupy"):
+        with backend.use_backend(name):
+            model = mlp([8, 16, 3], output="softmax", seed=0).to(name)
+            Trainer(model, "cross_entropy", "sgd", 0.1, batch_size=32, seed=0).fit(x, y, epochs=2, verbose=0)
+            finals.append([backend.to_numpy(p.data) for p in model.parameters()])
+    for a, b in zip(*finals, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -73,6 +73,10 @@ def check_data(x: Any, y: Any, who: str = "fit") -> tuple[np.ndarray, np.ndarray
     return x, y
 
 
+def _finite(a: Any) -> bool:
+    return bool(backend.xp_of(a).isfinite(a).all())
+
+
 def _is_classification(y: np.ndarray, loss: Loss) -> bool:
     return y.dtype.kind in "iu" or "cross_entropy" in loss.name
 
@@ -151,21 +155,32 @@ class Trainer:
         return value
 
     def _non_finite_message(self, value: float, step: int) -> str:
-        culprit = "no gradient was non-finite (check the inputs and weights)"
-        for name, p in self.model.named_parameters():
-            if p.grad is not None and not bool(backend.xp_of(p.grad).isfinite(p.grad).all()):
-                i, pname = name.split(".")[1:3]
-                culprit = f"first non-finite gradient: layers[{i}] {self.model[int(i)]!r}, dC/d{pname}"
-                break
+        """Name the first layer whose gradient (or, if that is the cause, weight) is non-finite."""
+        culprit = "no gradient was non-finite (check the inputs)"
+        params = self.model.named_parameters()
+        bad_weights = [(n, p.data) for n, p in params if not _finite(p.data)]
+        bad_grads = [(n, p.grad) for n, p in params if p.grad is not None and not _finite(p.grad)]
+        if bad_grads:
+            culprit = "first non-finite gradient: " + self._where(bad_grads[0][0], "dC/d")
+        if bad_weights:  # a weight that is already inf/NaN poisons every gradient: name it
+            culprit += "; first non-finite weight: " + self._where(bad_weights[0][0], "")
         return (
             f"training stopped: the loss became {value} at epoch {self.epoch + 1}, step {step + 1}; "
             f"{culprit}. Try a smaller learning rate or gradient clipping (clip_norm)."
         )
 
+    def _where(self, name: str, prefix: str) -> str:
+        i, pname = name.split(".")[1:3]
+        return f"layers[{i}] {self.model[int(i)]!r}, {prefix}{pname}"
+
     def batches(self, x: Any, y: Any, shuffle: bool = True) -> Iterator[tuple[Any, Any]]:
-        """Mini-batches of ``batch_size`` rows, in a fresh seeded order each epoch."""
+        """Mini-batches of ``batch_size`` rows, in a fresh seeded order each epoch.
+
+        The order is drawn on the host (the same on every backend) and moved to
+        the data's device once per epoch, so batches are cut where the data lives.
+        """
         m = x.shape[0]
-        order = self.rng.permutation(m) if shuffle else None
+        order = backend.xp_of(x).asarray(self.rng.permutation(m)) if shuffle else None
         for start in range(0, m, self.batch_size):
             if order is None:
                 yield x[start : start + self.batch_size], y[start : start + self.batch_size]

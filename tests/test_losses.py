@@ -1,0 +1,237 @@
+"""Tests for chainrule.losses: each convention by hand, against PyTorch, and its errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as tnf
+
+from chainrule.errors import ConfigError, DataError, ShapeError
+from chainrule.losses import (
+    LOSSES,
+    CrossEntropy,
+    SoftmaxCrossEntropy,
+    fused,
+    get_loss,
+    one_hot,
+)
+from chainrule.tensor import Tensor
+
+A = np.array([[0.5, 0.2], [0.1, 0.9]])
+Y = np.array([[1.0, 0.0], [0.0, 1.0]])
+
+
+def value_and_grad(name: str, a: np.ndarray, y: np.ndarray, reduction: str = "mean"):  # type: ignore[no-untyped-def]
+    t = Tensor(a, requires_grad=True)
+    c = get_loss(name, reduction)(t, y)
+    c.backward()
+    return float(c.data), t.grad
+
+
+# -------------------------------------------------------------- by hand
+def test_sse_by_hand() -> None:
+    # C1 = (0.5-1)^2 + 0.2^2 = 0.29, C2 = 0.1^2 + (0.9-1)^2 = 0.02; mean 0.155, sum 0.31
+    c, g = value_and_grad("sse", A, Y)
+    assert c == pytest.approx(0.155, abs=1e-15)
+    np.testing.assert_allclose(g, 2 * (A - Y) / 2, atol=1e-15)  # dC/da = 2(a - y), / m
+    c, g = value_and_grad("sse", A, Y, "sum")
+    assert c == pytest.approx(0.31, abs=1e-15)
+    np.testing.assert_allclose(g, [[-1.0, 0.4], [0.2, -0.2]], atol=1e-15)
+
+
+def test_half_sse_by_hand() -> None:
+    # C = 1/2 (0.29 + 0.02) / 2 = 0.0775; dC/da = (a - y) / m
+    c, g = value_and_grad("half_sse", A, Y)
+    assert c == pytest.approx(0.0775, abs=1e-15)
+    np.testing.assert_allclose(g, [[-0.25, 0.1], [0.05, -0.05]], atol=1e-15)
+    c, g = value_and_grad("half_sse", A, Y, "sum")
+    assert c == pytest.approx(0.155, abs=1e-15)
+    np.testing.assert_allclose(g, A - Y, atol=1e-15)
+
+
+def test_mse_by_hand() -> None:
+    # mean over the 4 entries: 0.31 / 4 = 0.0775; dC/da = 2 (a - y) / 4
+    c, g = value_and_grad("mse", A, Y)
+    assert c == pytest.approx(0.0775, abs=1e-15)
+    np.testing.assert_allclose(g, (A - Y) / 2, atol=1e-15)
+    c, _ = value_and_grad("mse", A, Y, "sum")
+    assert c == pytest.approx(0.31, abs=1e-15)
+
+
+def test_cross_entropy_by_hand() -> None:
+    # a = [[.25, .75], [.5, .5]], labels [1, 0]: C1 = -log .75 = 0.2876821, C2 = -log .5 = 0.6931472
+    a = np.array([[0.25, 0.75], [0.5, 0.5]])
+    c, g = value_and_grad("cross_entropy", a, np.array([1, 0]))
+    assert c == pytest.approx((0.2876821 + 0.6931472) / 2, abs=1e-7)
+    # dC/da = -y / a, / m: [[0, -1/.75/2], [-1/.5/2, 0]]
+    np.testing.assert_allclose(g, [[0.0, -2 / 3], [-1.0, 0.0]], atol=1e-15)
+
+
+def test_binary_cross_entropy_by_hand() -> None:
+    # a = [.8, .4], y = [1, 0]: C1 = -log .8 = 0.2231436, C2 = -log .6 = 0.5108256
+    a = np.array([[0.8], [0.4]])
+    c, g = value_and_grad("binary_cross_entropy", a, np.array([[1.0], [0.0]]))
+    assert c == pytest.approx((0.2231436 + 0.5108256) / 2, abs=1e-7)
+    # dC/da = (a - y) / (a (1 - a)) / m: -0.2/0.16/2 = -0.625, 0.4/0.24/2 = 0.8333...
+    np.testing.assert_allclose(g, [[-0.625], [0.4 / 0.24 / 2]], atol=1e-15)
+
+
+def test_softmax_cross_entropy_by_hand() -> None:
+    # z = [0, ln 3] -> softmax [.25, .75]; label 1: C = -log .75; delta = a - y = [.25, -.25]
+    c, g = value_and_grad("softmax_cross_entropy", np.array([[0.0, math.log(3.0)]]), np.array([1]))
+    assert c == pytest.approx(-math.log(0.75), rel=1e-15)
+    np.testing.assert_allclose(g, [[0.25, -0.25]], atol=1e-15)
+
+
+def test_sigmoid_binary_cross_entropy_by_hand() -> None:
+    # z = 0 -> a = .5; y = 1: C = log 2; delta = a - y = -0.5
+    c, g = value_and_grad("sigmoid_binary_cross_entropy", np.array([[0.0]]), np.array([[1.0]]))
+    assert c == pytest.approx(math.log(2.0), rel=1e-15)
+    np.testing.assert_allclose(g, [[-0.5]], atol=1e-15)
+
+
+# --------------------------------------------------------------- torch
+def torch_grad(fn, a: np.ndarray):  # type: ignore[no-untyped-def]
+    t = torch.tensor(a, requires_grad=True)
+    c = fn(t)
+    c.backward()
+    return float(c.detach()), t.grad.numpy()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_losses_match_torch(reduction: str, rng: np.random.Generator, rel_err) -> None:
+    z = rng.normal(size=(6, 4))
+    labels = rng.integers(0, 4, 6)
+    y = rng.normal(size=(6, 4))
+    p = rng.uniform(0.05, 0.95, (6, 1))
+    yb = rng.integers(0, 2, (6, 1)).astype(np.float64)
+    softmax = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    cases = [
+        ("mse", z, y, lambda t: tnf.mse_loss(t, torch.tensor(y), reduction=reduction)),
+        (
+            "softmax_cross_entropy",
+            z,
+            labels,
+            lambda t: tnf.cross_entropy(t, torch.tensor(labels), reduction=reduction),
+        ),
+        (
+            "cross_entropy",
+            softmax,
+            labels,
+            lambda t: tnf.nll_loss(torch.log(t), torch.tensor(labels), reduction=reduction),
+        ),
+        (
+            "binary_cross_entropy",
+            p,
+            yb,
+            lambda t: tnf.binary_cross_entropy(t, torch.tensor(yb), reduction=reduction),
+        ),
+        (
+            "sigmoid_binary_cross_entropy",
+            z[:, :1],
+            yb,
+            lambda t: tnf.binary_cross_entropy_with_logits(t, torch.tensor(yb), reduction=reduction),
+        ),
+    ]
+    for name, a, target, fn in cases:
+        c, g = value_and_grad(name, a, target, reduction)
+        tc, tg = torch_grad(fn, a)
+        assert c == pytest.approx(tc, rel=1e-12), name
+        assert rel_err(g, tg) < 1e-12, name
+
+
+def test_integer_labels_and_one_hot_agree(rng: np.random.Generator) -> None:
+    z = rng.normal(size=(5, 3))
+    labels = np.array([0, 2, 1, 2, 0])
+    for name in ("softmax_cross_entropy", "sse", "half_sse", "mse"):
+        c1, g1 = value_and_grad(name, z, labels)
+        c2, g2 = value_and_grad(name, z, np.eye(3)[labels])
+        assert c1 == c2, name
+        np.testing.assert_array_equal(g1, g2)
+
+
+def test_one_output_takes_labels_of_shape_m() -> None:
+    c1, _ = value_and_grad("sigmoid_binary_cross_entropy", np.array([[0.3], [-1.2]]), np.array([1, 0]))
+    c2, _ = value_and_grad(
+        "sigmoid_binary_cross_entropy", np.array([[0.3], [-1.2]]), np.array([[1.0], [0.0]])
+    )
+    assert c1 == c2
+
+
+def test_one_hot_rows() -> None:
+    np.testing.assert_array_equal(one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+
+
+# ------------------------------------------------------------- stability
+def test_logits_of_plus_minus_1e4_stay_finite() -> None:
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]])
+    c, g = value_and_grad("softmax_cross_entropy", z, np.array([0, 0]))
+    assert c == pytest.approx(1e4, rel=1e-12)  # row 2 costs 2e4, row 1 costs 0
+    assert np.isfinite(g).all()
+    c, g = value_and_grad("sigmoid_binary_cross_entropy", z, np.ones_like(z))
+    assert np.isfinite(c) and np.isfinite(g).all()
+
+
+def test_exact_zero_one_probabilities_with_matching_targets_cost_nothing() -> None:
+    c, g = value_and_grad("cross_entropy", np.array([[1.0, 0.0]]), np.array([0]))
+    assert c == 0.0 and np.isfinite(g).all()
+    c, g = value_and_grad("binary_cross_entropy", np.array([[1.0], [0.0]]), np.array([[1.0], [0.0]]))
+    assert c == 0.0 and np.isfinite(g).all()
+
+
+# ------------------------------------------------------------ registry
+def test_every_loss_is_registered_and_has_a_repr() -> None:
+    assert set(LOSSES) == {
+        "sse",
+        "half_sse",
+        "mse",
+        "cross_entropy",
+        "binary_cross_entropy",
+        "softmax_cross_entropy",
+        "sigmoid_binary_cross_entropy",
+    }
+    assert repr(get_loss("sse", "sum")) == "SSE(reduction='sum')"
+    loss = CrossEntropy()
+    assert get_loss(loss) is loss
+
+
+def test_fused_pairs() -> None:
+    f = fused(CrossEntropy("sum"), "softmax")
+    assert isinstance(f, SoftmaxCrossEntropy) and f.reduction == "sum"
+    assert fused(get_loss("binary_cross_entropy"), "sigmoid").name == "sigmoid_binary_cross_entropy"
+    assert fused(get_loss("mse"), "softmax") is None
+    assert fused(get_loss("cross_entropy"), "sigmoid") is None
+
+
+# --------------------------------------------------------------- errors
+def test_unknown_loss() -> None:
+    with pytest.raises(ConfigError, match=r"unknown loss 'hinge'; expected one of \['binary_cross_entropy'"):
+        get_loss("hinge")
+
+
+def test_bad_reduction() -> None:
+    with pytest.raises(ConfigError, match=r"SSE: reduction must be one of \('mean', 'sum'\), got 'avg'"):
+        get_loss("sse", "avg")
+
+
+def test_target_of_wrong_shape() -> None:
+    with pytest.raises(
+        ShapeError, match=r"expected target of shape \(2, 2\) or integer labels of shape \(2,\), got \(3,\)"
+    ):
+        get_loss("mse")(Tensor(A), np.zeros(3))
+    with pytest.raises(ShapeError, match=r"got \(2,\)"):  # float labels are not class labels
+        get_loss("mse")(Tensor(A), np.array([0.0, 1.0]))
+
+
+def test_label_out_of_range() -> None:
+    with pytest.raises(
+        DataError, match=r"class labels must be in \[0, 1\] for 2 outputs, got labels from 0 to 2"
+    ):
+        get_loss("softmax_cross_entropy")(Tensor(A), np.array([0, 2]))
+    with pytest.raises(
+        DataError, match=r"one_hot: class labels must be in \[0, 2\] for 3 outputs, got labels from -1 to 1"
+    ):
+        one_hot(np.array([-1, 1]), 3)

@@ -1,0 +1,314 @@
+"""Tests for chainrule.train: steps, epochs, fit, history, callbacks, early stopping, errors."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
+from chainrule.layers import Dense, Sequential, mlp
+from chainrule.losses import SoftmaxCrossEntropy
+from chainrule.optim import StepLR
+from chainrule.train import EarlyStopping, History, Trainer, check_data, evaluate, fit, plot_history, predict
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the non-finite runs overflow on purpose
+
+
+def blobs(m: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, m)
+    x = rng.normal(size=(m, 4)) + 2.0 * np.eye(3, 4)[y]
+    return x.astype(np.float32), y
+
+
+def weights(model: Sequential) -> list[bytes]:
+    return [p.data.tobytes() for p in model.parameters()]
+
+
+# ------------------------------------------------------------------ step
+def test_one_step_with_l2_weight_decay_matches_torch(rel_err) -> None:
+    """Trainer step: MSE, SGD with weight_decay lambda (g + lambda W), against torch."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    model = mlp([3, 5, 2], "tanh", dtype=np.float64, seed=0)
+    tw = [torch.tensor(p.data, requires_grad=True) for p in model.parameters()]
+    trainer = Trainer(model, "mse", "sgd", lr=0.1, batch_size=8, optimizer_options={"weight_decay": 0.05})
+    loss = trainer.train_step(x, y)
+    h = torch.tanh(torch.tensor(x) @ tw[0].T + tw[1])
+    tloss = torch.nn.functional.mse_loss(h @ tw[2].T + tw[3], torch.tensor(y))
+    tloss.backward()
+    topt = torch.optim.SGD(tw, lr=0.1, weight_decay=0.05)
+    topt.step()
+    assert loss == pytest.approx(float(tloss.detach()), rel=1e-13)
+    for p, t in zip(model.parameters(), tw, strict=True):
+        assert rel_err(p.data, t.detach().numpy()) < 1e-13
+
+
+def test_softmax_and_cross_entropy_are_fused() -> None:
+    trainer = Trainer(mlp([4, 3], output="softmax"), "cross_entropy")
+    assert trainer.logits and isinstance(trainer.step_loss, SoftmaxCrossEntropy)
+    assert repr(trainer).endswith("batch_size=32, fused=True)")
+    assert not Trainer(mlp([4, 3], output="softmax"), "mse").logits
+
+
+def test_batches_cover_every_example_once() -> None:
+    trainer = Trainer(mlp([1, 1]), "mse", batch_size=4, seed=0)
+    x, y = np.arange(10.0).reshape(-1, 1), np.arange(10)
+    batches = list(trainer.batches(x, y))
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    assert sorted(np.concatenate([b[1] for b in batches])) == list(range(10))
+    assert not np.array_equal(np.concatenate([b[1] for b in batches]), np.arange(10))  # shuffled
+    ordered = np.concatenate([b[1] for b in trainer.batches(x, y, shuffle=False)])
+    np.testing.assert_array_equal(ordered, np.arange(10))
+
+
+# ------------------------------------------------------------------- fit
+def test_fit_learns_and_records_history() -> None:
+    x, y = blobs()
+    model = mlp([4, 16, 3], "relu", "softmax", seed=0)
+    history = fit(
+        model, x, y, "cross_entropy", "adam", 0.02, epochs=15, batch_size=16, verbose=0, validation_split=0.25
+    )
+    assert len(history) == 15
+    assert set(history.epochs[0]) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"}
+    assert history["loss"][-1] < history["loss"][0]
+    assert history["accuracy"][-1] > 0.9
+    assert history["val_accuracy"][-1] > 0.7
+
+
+def test_validation_data_scores_equal_evaluate() -> None:
+    x, y = blobs()
+    xv, yv = blobs(30, seed=1)
+    model = mlp([4, 8, 3], "tanh", "softmax", seed=0)
+    history = fit(model, x, y, "cross_entropy", epochs=2, validation_data=(xv, yv), verbose=0)
+    scores = evaluate(model, xv, yv, "cross_entropy")
+    assert history["val_loss"][-1] == pytest.approx(scores["loss"], rel=1e-6)
+    assert history["val_accuracy"][-1] == scores["accuracy"]
+
+
+def test_regression_history_has_no_accuracy() -> None:
+    x, _ = blobs()
+    history = fit(mlp([4, 1]), x, x[:, :1] * 2.0, "mse", epochs=2, verbose=0)
+    assert set(history.epochs[0]) == {"loss", "lr", "seconds"}
+
+
+def test_same_seed_gives_a_bit_identical_run() -> None:
+    x, y = blobs()
+
+    def run(seed: int) -> list[bytes]:
+        model = mlp([4, 8, 3], "relu", "softmax", dropout=0.3, seed=seed)
+        fit(model, x, y, "cross_entropy", "adam", 0.01, epochs=3, batch_size=16, seed=seed, verbose=0)
+        return weights(model)
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)
+
+
+def test_fit_continues_to_the_total_epoch_count() -> None:
+    x, y = blobs()
+    trainer = Trainer(mlp([4, 3], output="softmax"), "cross_entropy", batch_size=32)
+    trainer.fit(x, y, 2, verbose=0)
+    history = trainer.fit(x, y, 5, verbose=0)
+    assert len(history) == 5 and trainer.epoch == 5
+
+
+def test_schedule_is_stepped_per_epoch() -> None:
+    x, y = blobs()
+    trainer = Trainer(
+        mlp([4, 3], output="softmax"),
+        "cross_entropy",
+        lr=0.1,
+        schedule=lambda o: StepLR(o, step_size=1, gamma=0.5),
+    )
+    history = trainer.fit(x, y, 3, verbose=0)
+    assert history["lr"] == [0.1, 0.05, 0.025]
+
+
+def test_callback_can_stop_training() -> None:
+    class StopAt:
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> bool:
+            self.seen.append(epoch)
+            return epoch == 2
+
+    x, y = blobs()
+    cb = StopAt()
+    history = fit(mlp([4, 3], output="softmax"), x, y, "cross_entropy", epochs=10, callbacks=[cb], verbose=0)
+    assert cb.seen == [1, 2] and len(history) == 2
+
+
+def test_early_stopping_restores_the_best_weights() -> None:
+    x, y = blobs()
+    recorded: list[list[bytes]] = []
+
+    class Recorder:
+        def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+            recorded.append(weights(trainer.model))
+
+    model = mlp([4, 8, 3], "relu", "softmax", seed=0)
+    stop = EarlyStopping(patience=2)
+    # flipped validation labels: val_loss gets worse as training fits the real labels
+    history = fit(
+        model,
+        x,
+        y,
+        "cross_entropy",
+        "adam",
+        0.02,
+        epochs=50,
+        verbose=0,
+        validation_data=(x, (y + 1) % 3),
+        callbacks=[Recorder(), stop],
+    )
+    assert len(history) == stop.best_epoch + 2 < 50
+    assert stop.best == min(history["val_loss"])
+    assert history["val_loss"][stop.best_epoch - 1] == stop.best
+    assert weights(model) == recorded[stop.best_epoch - 1]
+    assert weights(model) != recorded[-1]
+    assert repr(stop) == "EarlyStopping(monitor='val_loss', patience=2, min_delta=0.0)"
+
+
+def test_early_stopping_on_accuracy_maximises() -> None:
+    stop = EarlyStopping(monitor="accuracy", patience=1, restore_best_weights=False)
+    trainer = Trainer(mlp([4, 3]), "mse")
+    assert stop.on_epoch_end(trainer, 1, {"accuracy": 0.5}) is False
+    assert stop.on_epoch_end(trainer, 2, {"accuracy": 0.4}) is True
+    assert stop.best == 0.5 and stop.best_epoch == 1
+
+
+def test_early_stopping_unknown_metric() -> None:
+    with pytest.raises(ConfigError, match=r"EarlyStopping: metric 'val_loss' not in this epoch's \['loss'\]"):
+        EarlyStopping().on_epoch_end(Trainer(mlp([4, 3]), "mse"), 1, {"loss": 1.0})
+
+
+def test_verbose_progress_bar_does_not_crash_without_a_tty(capsys) -> None:
+    x, y = blobs()
+    history = fit(mlp([4, 3], output="softmax"), x, y, "cross_entropy", epochs=2, verbose=1)
+    assert len(history) == 2
+    capsys.readouterr()
+
+
+def test_plot_history_writes_a_png(tmp_path) -> None:
+    history = History(
+        [
+            {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.2, "val_accuracy": 0.4},
+            {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.9, "val_accuracy": 0.6},
+        ]
+    )
+    path = tmp_path / "history.png"
+    plot_history(history, str(path))
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert b"matplotlib" in data[:200]  # the Software text chunk
+    plot_history(History([{"loss": 1.0}, {"loss": 0.5}]), str(tmp_path / "loss_only.png"))
+    assert (tmp_path / "loss_only.png").read_bytes().startswith(b"\x89PNG")
+
+
+# ------------------------------------------------------------- predict/evaluate
+def test_predict_in_eval_mode_and_batches() -> None:
+    x, _ = blobs()
+    model = mlp([4, 8, 3], "relu", "softmax", dropout=0.5, seed=0)
+    out = predict(model, x, batch_size=10)
+    assert out.shape == (96, 3) and isinstance(out, np.ndarray)
+    np.testing.assert_array_equal(out, predict(model, x))  # dropout off
+    np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-6)
+
+
+def test_evaluate_sum_reduction_and_binary_accuracy() -> None:
+    x, y = blobs()
+    y2 = (y == 0).astype(np.int64)
+    model = mlp([4, 1], output="sigmoid", seed=0)
+    fit(model, x, y2, "binary_cross_entropy", "adam", 0.05, epochs=10, verbose=0)
+    scores = evaluate(model, x, y2, "binary_cross_entropy")
+    prob = predict(model, x)[:, 0]
+    assert scores["accuracy"] == np.mean((prob > 0.5) == y2)
+    from chainrule.losses import get_loss
+
+    total = evaluate(model, x, y2, get_loss("binary_cross_entropy", "sum"))["loss"]
+    assert total == pytest.approx(96 * scores["loss"], rel=1e-5)
+
+
+def test_evaluate_accuracy_of_a_logit_output_with_a_loss_on_logits() -> None:
+    """An identity output trained with sigmoid_binary_cross_entropy outputs logits: z > 0 means class 1."""
+    x = np.array([[0.2], [0.4], [-0.3]], dtype=np.float32)
+    model = Sequential(Dense(1, 1, weights=[[1.0]]))  # z = x: classes 1, 1, 0
+    scores = evaluate(model, x, np.array([1, 1, 0]), "sigmoid_binary_cross_entropy")
+    assert scores["accuracy"] == 1.0
+
+
+# ---------------------------------------------------------------- errors
+def test_non_finite_loss_from_a_huge_learning_rate_names_epoch_step_and_layer() -> None:
+    x, y = blobs()
+    trainer = Trainer(
+        mlp([4, 8, 8, 3], "relu", "softmax", seed=0), "cross_entropy", "sgd", lr=1e12, batch_size=16
+    )
+    with pytest.raises(
+        GradientError,
+        match=r"training stopped: the loss became nan at epoch 1, step \d+; "
+        r"first non-finite gradient: layers\[0\] Dense\(in_features=4, out_features=8, "
+        r"activation='relu'\), dC/dW\. Try a smaller learning rate or gradient clipping",
+    ):
+        trainer.fit(x, y, 3, verbose=0)
+
+
+def test_inf_in_a_weight_stops_training_at_that_step() -> None:
+    x, y = blobs()
+    model = mlp([4, 8, 3], "tanh", "softmax", seed=0)
+    trainer = Trainer(model, "cross_entropy", batch_size=32)
+    trainer.fit(x, y, 1, verbose=0)
+    model[1].W.data[0, 0] = np.inf
+    with pytest.raises(
+        GradientError, match=r"at epoch 2, step 1; first non-finite gradient: layers\[\d\] Dense"
+    ):
+        trainer.fit(x, y, 3, verbose=0)
+
+
+def test_bad_input_width_names_the_layer() -> None:
+    x, y = blobs()
+    msg = (
+        "layers[0] Dense(in_features=5, out_features=3, activation='softmax'): "
+        "expected input of shape (m, 5), got (32, 4)."
+    )
+    with pytest.raises(ShapeError, match=re.escape(msg)):
+        fit(mlp([5, 3], output="softmax"), x, y, "cross_entropy", epochs=1, verbose=0)
+
+
+def test_bad_data_errors() -> None:
+    x, y = blobs(8)
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(
+        DataError, match=r"fit: inputs contain NaN or infinite values \(first at index \(3, 1\)\)"
+    ):
+        check_data(bad, y)
+    with pytest.raises(ShapeError, match=r"fit: 8 inputs but 7 targets"):
+        check_data(x, y[:7])
+    with pytest.raises(DataError, match=r"fit: the dataset is empty \(0 examples\)"):
+        check_data(x[:0], y[:0])
+    with pytest.raises(ShapeError, match=r"fit: expected inputs of shape \(m, n_features\), got \(8,\)"):
+        check_data(x[:, 0], y)
+    with pytest.raises(DataError, match=r"fit validation_data: targets contain NaN"):
+        fit(
+            mlp([4, 1]), x, x[:, :1], "mse", epochs=1, verbose=0, validation_data=(x, np.full((8, 1), np.nan))
+        )
+
+
+def test_labels_out_of_range() -> None:
+    x, y = blobs(8)
+    with pytest.raises(
+        DataError, match=r"class labels must be in \[0, 1\] for 2 outputs, got labels from 0 to 2"
+    ):
+        fit(mlp([4, 2], output="softmax"), x, y, "cross_entropy", epochs=1, verbose=0, batch_size=8)
+
+
+def test_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"Trainer: batch_size must be >= 1, got 0"):
+        Trainer(mlp([4, 3]), "mse", batch_size=0)
+    x, y = blobs(8)
+    with pytest.raises(ConfigError, match=r"fit: validation_split must be in \(0, 1\), got 1.5"):
+        fit(mlp([4, 3]), x, y, "mse", epochs=1, verbose=0, validation_split=1.5)
