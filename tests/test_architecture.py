@@ -22,7 +22,7 @@ LEVELS: dict[str, int] = {
     "errors": 0,
     **dict.fromkeys(["backend", "tensor_api"], 1),
     "tensor": 2,
-    **dict.fromkeys(["ops", "autograd"], 3),
+    **dict.fromkeys(["ops", "autograd", "trace"], 3),
     **dict.fromkeys(["functional", "init", "gradcheck"], 4),
     **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics"], 5),
     **dict.fromkeys(["explain", "train"], 6),

@@ -1,0 +1,436 @@
+"""File readers: MNIST IDX files and folders, CSV tables, ``.npz`` archives, ``.npy`` tables.
+
+Part of :mod:`chainrule.datasets` (level 5). Every problem raises
+:class:`~chainrule.errors.DataError` naming the file and, where it helps, the byte
+offset, line or column.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.datasets._core import TASKS, Dataset, _as_labels, _check_finite, _split
+from chainrule.errors import ConfigError, DataError
+
+# ----------------------------------------------------------------------------- IDX files (MNIST)
+
+IDX_DTYPES: dict[int, np.dtype[Any]] = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+}
+IDX_DTYPES |= {0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_IMAGES_MAGIC = 0x00000803  # ubyte, 3 dims: (count, rows, cols)
+IDX_LABELS_MAGIC = 0x00000801  # ubyte, 1 dim: (count,)
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) -> np.ndarray:
+    """Read one IDX file (the MNIST format), raw or gzip-compressed (``.gz``).
+
+    Layout: a 4-byte big-endian magic number ``0x0000 <dtype byte> <ndims>``,
+    then ``ndims`` big-endian uint32 sizes, then the data in C order.
+
+    Parameters
+    ----------
+    path : path-like
+        The file; a name ending in ``.gz`` is decompressed.
+    expected_magic : int, optional
+        The exact magic to require, e.g. :data:`IDX_IMAGES_MAGIC` (0x00000803) or
+        :data:`IDX_LABELS_MAGIC` (0x00000801). Any valid IDX magic when ``None``.
+
+    Returns
+    -------
+    ndarray
+        Shape ``dims``, in the native-endian version of the file's dtype.
+
+    Raises
+    ------
+    DataError
+        Wrong magic (the file, byte offset 0, the value found and expected); an
+        unknown dtype byte; a header cut short; data shorter or longer than the
+        dims declare (bytes expected vs found, and where the data ends); a broken gzip stream.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    where = f"{path.name}" + (" (after gunzip)" if path.suffix == ".gz" else "")
+    if len(raw) < 4:
+        raise DataError(
+            f"{where}: truncated IDX header: need 4 bytes of magic at byte offset 0, found {len(raw)}."
+        )
+    magic = int.from_bytes(raw[:4], "big")
+    dtype_byte, ndim = raw[2], raw[3]
+    if expected_magic is not None and magic != expected_magic:
+        raise DataError(
+            f"{where}: bad IDX magic number at byte offset 0: found 0x{magic:08X}, expected "
+            f"0x{expected_magic:08X}. Is this the right file (images 0x00000803, labels 0x00000801)?"
+        )
+    if raw[0] != 0 or raw[1] != 0 or dtype_byte not in IDX_DTYPES or ndim == 0:
+        raise DataError(
+            f"{where}: bad IDX magic number at byte offset 0: found 0x{magic:08X}, expected "
+            f"0x0000TTNN with dtype byte TT in {{08, 09, 0B, 0C, 0D, 0E}} and NN >= 1 dims; "
+            f"this is not an IDX file."
+        )
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(
+            f"{where}: truncated IDX header: {ndim} dims need {header} bytes, the file has {len(raw)}."
+        )
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = IDX_DTYPES[dtype_byte]
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    found = len(raw) - header
+    if found != expected:
+        problem = "truncated data" if found < expected else "trailing bytes after the data"
+        raise DataError(
+            f"{where}: {problem}: dims {dims} of {dtype.str} need {expected} bytes of data from "
+            f"byte offset {header}, found {found} (the file ends at byte offset {len(raw)}, "
+            f"the data should end at {header + expected})."
+        )
+    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    return data.astype(dtype.newbyteorder("="))
+
+
+def _read_bytes(path: Path) -> bytes:
+    """All bytes of ``path``, gunzipped when it ends in ``.gz``."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path.name}: not a valid gzip file ({exc}); delete it and fetch it again.") from exc
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _has_idx_layout(folder: Path) -> bool:
+    return all(_find_idx(folder, stem) is not None for stem in IDX_FILES.values())
+
+
+def load_idx_folder(folder: str | os.PathLike[str], name: str | None = None) -> Dataset:
+    """Load the standard four-file MNIST layout (also Fashion-MNIST, KMNIST...) from a folder.
+
+    Files: ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each raw or ``.gz``.
+    Pixels are divided by 255 into [0, 1] and images flattened.
+
+    Shapes
+    ------
+    x : (m, rows * cols) float32 (784 for MNIST), y : (m,) int64, n_classes = 10.
+
+    Raises
+    ------
+    DataError
+        A file is missing, malformed (see :func:`read_idx`), or the image and
+        label counts of a split disagree (both files and counts are named).
+    """
+    folder = Path(folder)
+    paths = {}
+    for key, stem in IDX_FILES.items():
+        found = _find_idx(folder, stem)
+        if found is None:
+            raise DataError(
+                f"{folder}: missing {stem} (or {stem}.gz); an MNIST folder needs all four IDX files."
+            )
+        paths[key] = found
+    arrays = {}
+    for split in ("train", "test"):
+        images = read_idx(paths[f"{split}_images"], IDX_IMAGES_MAGIC)
+        labels = read_idx(paths[f"{split}_labels"], IDX_LABELS_MAGIC)
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(
+                f"{paths[f'{split}_images'].name} has {images.shape[0]} images but "
+                f"{paths[f'{split}_labels'].name} has {labels.shape[0]} labels; they must match."
+            )
+        arrays[split] = (
+            images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255.0),
+            labels.astype(np.int64),
+        )
+    n_classes = max(10, int(arrays["train"][1].max(initial=0)) + 1)
+    return Dataset(*arrays["train"], *arrays["test"], name=name or folder.name, n_classes=n_classes)
+
+
+# ----------------------------------------------------------------------------- CSV, NPZ, NPY
+
+
+def _resolve_column(target: str | int, header: list[str] | None, n_cols: int, where: str) -> int:
+    if isinstance(target, str):
+        if header is None:
+            raise ConfigError(f"{where}: target={target!r} names a column, but the file has no header row.")
+        if target not in header:
+            raise ConfigError(f"{where}: no column named {target!r}; the header has {header}.")
+        return header.index(target)
+    col = target + n_cols if target < 0 else target
+    if not 0 <= col < n_cols:
+        raise ConfigError(f"{where}: target column {target} is out of range for {n_cols} columns.")
+    return col
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def read_csv(
+    path: str | os.PathLike[str],
+    target: str | int = -1,
+    header: bool | None = None,
+    delimiter: str = ",",
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Parse a numeric CSV table into inputs and one target column.
+
+    Parameters
+    ----------
+    path : path-like
+    target : str or int, default -1
+        The target column, by header name or by 0-based index (negative counts from the end).
+    header : bool, optional
+        Whether the first row is a header; auto-detected when ``None`` (a header
+        is a first row with any cell that is not a number).
+    delimiter : str, default ","
+
+    Returns
+    -------
+    x : (m, n_columns - 1) float64
+    y : (m,) float64
+    header : list of str, or None
+
+    Raises
+    ------
+    DataError
+        A non-numeric or empty cell, NaN or infinity, or a row with the wrong
+        number of cells: the message names the file, the 1-based line of the file
+        and the 1-based column (and its header name). An empty file or table.
+    ConfigError
+        An unknown target column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [(reader_line, row) for reader_line, row in _csv_rows(f, delimiter) if row]
+    if not rows:
+        raise DataError(f"{path.name}: the CSV file is empty; the dataset has no rows.")
+    first = rows[0][1]
+    has_header = header if header is not None else not all(_is_number(c) for c in first)
+    names = [c.strip() for c in first] if has_header else None
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise DataError(f"{path.name}: the CSV file has a header but no data rows; the dataset is empty.")
+    n_cols = len(first)
+    col_t = _resolve_column(target, names, n_cols, path.name)
+    table = np.empty((len(body), n_cols), dtype=np.float64)
+    for i, (line, row) in enumerate(body):
+        if len(row) != n_cols:
+            raise DataError(
+                f"{path.name}: line {line} has {len(row)} cells, expected {n_cols} (as on line {rows[0][0]})."
+            )
+        for j, cell in enumerate(row):
+            label = f"column {j + 1}" + (f" ({names[j]!r})" if names else "")
+            try:
+                value = float(cell)
+            except ValueError:
+                shown = "an empty cell" if not cell.strip() else f"{cell!r}"
+                raise DataError(
+                    f"{path.name}: line {line}, {label}: cannot parse {shown} as a number."
+                ) from None
+            if not np.isfinite(value):
+                raise DataError(
+                    f"{path.name}: line {line}, {label}: value {cell.strip()!r} is NaN or infinite; "
+                    "clean or drop this row."
+                )
+            table[i, j] = value
+    x = np.delete(table, col_t, axis=1)
+    return x, table[:, col_t], names
+
+
+def _csv_rows(f: Any, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Rows with the 1-based line number of the file where each row starts."""
+    reader = csv.reader(f, delimiter=delimiter)
+    start = 1
+    for row in reader:
+        yield start, row
+        start = reader.line_num + 1
+
+
+def _task_of(y: np.ndarray, task: str) -> str:
+    """``'auto'``: classification for integer dtypes or whole-number floats, else regression."""
+    if task != "auto":
+        if task not in TASKS:
+            raise ConfigError(f"task must be 'auto' or one of {TASKS}, got {task!r}.")
+        return task
+    if np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_):
+        return "classification"
+    y = np.asarray(y)
+    return (
+        "classification"
+        if y.ndim == 1 and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+        else "regression"
+    )
+
+
+def load_csv(
+    path: str | os.PathLike[str],
+    *,
+    target: str | int = -1,
+    header: bool | None = None,
+    delimiter: str = ",",
+    task: str = "auto",
+    n_classes: int | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Dataset:
+    """A CSV table as a Dataset, split seeded (stratified for classes) into train and test.
+
+    ``task='auto'`` treats a target of whole numbers as class labels, anything
+    else as regression. See :func:`read_csv` for parsing and its errors.
+    """
+    x, y, _ = read_csv(path, target=target, header=header, delimiter=delimiter)
+    kind = _task_of(y, task)
+    name = Path(path).name
+    if kind == "classification":
+        y = _as_labels(y, name, "target")
+    parts = _split(x, y, test_fraction=test_fraction, seed=seed, stratify=kind == "classification", name=name)
+    return Dataset(*parts, name=name, task=kind, n_classes=n_classes)
+
+
+def load_npz(
+    path: str | os.PathLike[str],
+    *,
+    task: str = "auto",
+    n_classes: int | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Dataset:
+    """An ``.npz`` with keys ``x_train, y_train, x_test, y_test``, or ``x, y`` (split seeded here).
+
+    Raises
+    ------
+    DataError
+        Missing keys (the keys found are listed), NaN or infinity, bad labels, empty arrays.
+    """
+    path = Path(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path.name}: cannot read as .npz: {exc}") from exc
+    with z:
+        keys = set(z.files)
+        if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+            x_train, y_train, x_test, y_test = (z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+            split = False
+        elif {"x", "y"} <= keys:
+            x, y = z["x"], z["y"]
+            split = True
+        else:
+            raise DataError(
+                f"{path.name}: expected arrays x_train, y_train, x_test, y_test (or x, y), "
+                f"found {sorted(keys)}."
+            )
+    kind = _task_of(y_train if not split else y, task)
+    if split:
+        if len(x) == 0:
+            raise DataError(f"{path.name}: the dataset is empty (x has 0 rows).")
+        if kind == "classification":
+            y = _as_labels(y, path.name, "y")
+        _check_finite(np.asarray(x).reshape(len(x), -1), path.name, "x")
+        x_train, y_train, x_test, y_test = _split(
+            x, y, test_fraction=test_fraction, seed=seed, stratify=kind == "classification", name=path.name
+        )
+    return Dataset(x_train, y_train, x_test, y_test, name=path.name, task=kind, n_classes=n_classes)
+
+
+def load_npy(
+    path: str | os.PathLike[str],
+    *,
+    target: int = -1,
+    task: str = "auto",
+    n_classes: int | None = None,
+    test_fraction: float = 0.2,
+    mmap: bool = True,
+    check_finite: bool = True,
+) -> Dataset:
+    """One 2-D ``.npy`` table, memory-mapped; the target is its first or last column.
+
+    The inputs stay a memory-mapped view (nothing is read until used), so files
+    larger than memory can be iterated with :func:`chainrule.data.iterate_batches`.
+    The target column (m values) is read into memory.
+
+    NOTE: to keep the memory map, the split is not shuffled: the last
+    ``test_fraction`` of the rows is the test set. Shuffle the file beforehand,
+    or use :func:`chainrule.data.train_val_split` on loaded arrays.
+
+    Raises
+    ------
+    DataError
+        Not a 2-D array, NaN or infinity (scanned in chunks; ``check_finite=False``
+        skips the scan), bad labels, an empty table.
+    ConfigError
+        A target column other than the first or last.
+    """
+    path = Path(path)
+    try:
+        table = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path.name}: cannot read as .npy: {exc}") from exc
+    if table.ndim != 2 or table.shape[1] < 2:
+        raise DataError(f"{path.name}: expected a 2-D table (m, n_features + 1), got shape {table.shape}.")
+    if table.shape[0] == 0:
+        raise DataError(f"{path.name}: the dataset is empty (0 rows).")
+    col = target + table.shape[1] if target < 0 else target
+    if col not in (0, table.shape[1] - 1):
+        raise ConfigError(f"{path.name}: target must be the first (0) or last (-1) column, got {target}.")
+    x = table[:, 1:] if col == 0 else table[:, :-1]
+    y = np.array(table[:, col])
+    if check_finite:
+        _check_finite(x, path.name, "x")
+        _check_finite(y, path.name, "y")
+    if not 0.0 <= test_fraction < 1.0:
+        raise ConfigError(f"{path.name}: test_fraction must be in [0, 1), got {test_fraction!r}.")
+    cut = table.shape[0] - round(test_fraction * table.shape[0])
+    kind = _task_of(y, task)
+    return Dataset(x[:cut], y[:cut], x[cut:], y[cut:], name=path.name, task=kind, n_classes=n_classes)
+
+
+def load_npy_folder(
+    folder: str | os.PathLike[str], *, task: str = "auto", n_classes: int | None = None, mmap: bool = True
+) -> Dataset:
+    """A folder of ``x_train.npy, y_train.npy, x_test.npy, y_test.npy``; the x files memory-mapped."""
+    folder = Path(folder)
+    arrays = {}
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        file = folder / f"{key}.npy"
+        if not file.is_file():
+            raise DataError(
+                f"{folder}: missing {file.name}; an array folder needs x_train/y_train/x_test/y_test.npy."
+            )
+        try:
+            arrays[key] = np.load(file, mmap_mode="r" if mmap and key[0] == "x" else None, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{file}: cannot read as .npy: {exc}") from exc
+    kind = _task_of(arrays["y_train"], task)
+    return Dataset(**arrays, name=folder.name, task=kind, n_classes=n_classes)

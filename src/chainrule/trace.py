@@ -1,0 +1,161 @@
+"""Trace a training step once, then replay it without rebuilding the graph (level 3).
+
+Define-by-run costs Python work on every step: a :class:`~chainrule.tensor.Tensor`
+per op, a node per op, a topological sort per backward. For a step whose graph
+is the same every time (an MLP's forward, loss and backward on batches of one
+shape), :func:`trace` records the graph once and returns a function that runs
+the *same* primitives' forward functions and VJP rules, in the same order, on
+plain arrays. The numbers are bit-for-bit those of the eager engine (a test
+checks it); only the bookkeeping is gone.
+
+What is baked into a trace, and so must not change between calls: the graph's
+structure, the shapes of ``x`` and ``y``, and every constant that is not ``x``,
+``y`` or a parameter's current ``data`` (read afresh on every call). Random
+masks (dropout) are constants, so a model with active dropout must not be
+traced; :class:`~chainrule.train.Trainer` falls back to the eager engine then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule.backend import xp_of
+from chainrule.errors import ConfigError, GradientError
+from chainrule.tensor import Array, Tensor, _toposort, _unbroadcast
+
+_SLOT, _X, _Y, _CONST = 0, 1, 2, 3
+
+
+class TracedStep:
+    """``step(x, y) -> C``: replays a recorded forward and backward; sets each parameter's ``grad``.
+
+    Built by :func:`trace`. Calling it replaces (does not add to) the ``grad``
+    of every parameter that the loss depends on, like ``zero_grad`` + ``backward``.
+    """
+
+    def __init__(
+        self, fn: Callable[[Tensor, Array], Tensor], params: Sequence[Tensor], x: Array, y: Array
+    ) -> None:
+        x_t = Tensor(x, requires_grad=True)  # track everything derived from x, then drop its gradient
+        root = fn(x_t, y)
+        if not root.requires_grad or root.size != 1:
+            raise GradientError(
+                "trace: the step must return a one-element tensor that depends on the parameters."
+            )
+        order = _toposort(root)
+        slot = {id(t): i for i, t in enumerate(order)}
+        wanted = {id(p) for p in params}
+        self.n = len(order)
+        self.root = slot[id(root)]
+        self.x_slot = slot[id(x_t)]
+        self.leaves = [(i, t) for i, t in enumerate(order) if t._node is None and id(t) in wanted]
+        self.forward: list[tuple[int, Any, list[tuple[int, Any]], dict[str, Any], list[str]]] = []
+        self.backward: list[
+            tuple[int, Any, list[int | None], tuple[bool, ...], list[tuple[int, ...]], bool]
+        ] = []
+        for i, t in enumerate(order):
+            if t._node is None:
+                continue
+            prim, parents, params_ = t._node
+            args = [self._arg(p, slot, x, y) for p in parents]
+            y_keys = [k for k, v in params_.items() if v is y]
+            frozen = [k for k, v in params_.items() if k not in y_keys and _batch_sized(v, x.shape[0])]
+            if frozen:
+                raise ConfigError(
+                    f"trace: parameter {frozen[0]!r} of {prim.name} is a batch-sized array; "
+                    "it would be frozen into the trace."
+                )
+            self.forward.append((i, prim.forward, args, dict(params_), y_keys))
+            targets = [slot[id(p)] if id(p) in slot and p is not x_t else None for p in parents]
+            needs = tuple(s is not None for s in targets)
+            self.backward.append((i, prim.vjp, targets, needs, [p.shape for p in parents], prim.masked))
+        self.backward.reverse()
+
+    @staticmethod
+    def _arg(p: Tensor, slot: dict[int, int], x: Array, y: Array) -> tuple[int, Any]:
+        if id(p) in slot:
+            return _SLOT, slot[id(p)]
+        if p.data is y:
+            return _Y, None
+        if p.data is x:
+            return _X, None
+        if p.data.ndim and p.data.shape[0] == x.shape[0]:
+            # NOTE: a batch-sized constant (a dropout mask, targets rebuilt from y) would be
+            # frozen into the trace; refuse, so the caller runs the eager engine instead.
+            raise ConfigError(
+                f"trace: a constant of shape {p.shape} the size of the batch feeds the graph; "
+                "it would be frozen into the trace (dropout, or targets not given as y)."
+            )
+        return _CONST, p.data
+
+    def __call__(self, x: Array, y: Array) -> Array:
+        vals: list[Any] = [None] * self.n
+        vals[self.x_slot] = x
+        for i, leaf in self.leaves:
+            vals[i] = leaf.data
+        for i, forward, args, params, y_keys in self.forward:
+            inputs = [vals[v] if k == _SLOT else (y if k == _Y else x if k == _X else v) for k, v in args]
+            if y_keys:
+                params = {**params, **dict.fromkeys(y_keys, y)}
+            out = forward(*inputs, **params)
+            vals[i] = np.asarray(out) if isinstance(out, np.generic) else out
+        self._backward(vals, x, y)
+        return vals[self.root]
+
+    def _backward(self, vals: list[Any], x: Array, y: Array) -> None:
+        grads: list[Any] = [None] * self.n
+        grads[self.root] = xp_of(vals[self.root]).ones_like(vals[self.root])
+        for (i, vjp, targets, needs, shapes, masked), (_, _, args, params, y_keys) in zip(
+            self.backward, reversed(self.forward), strict=True
+        ):
+            g = grads[i]
+            grads[i] = None
+            if g is None:
+                continue
+            inputs = [vals[v] if k == _SLOT else (y if k == _Y else x if k == _X else v) for k, v in args]
+            if y_keys:
+                params = {**params, **dict.fromkeys(y_keys, y)}
+            if masked:
+                params = {**params, "needs": needs}
+            in_grads = vjp(g, vals[i], *inputs, **params)
+            for s, gp, shape in zip(targets, in_grads, shapes, strict=True):
+                if s is None or gp is None:
+                    continue
+                if gp.shape != shape:
+                    gp = _unbroadcast(gp, shape)
+                grads[s] = gp if grads[s] is None else grads[s] + gp
+        handed: set[int] = set()
+        for i, leaf in self.leaves:
+            g = grads[i]
+            if g is not None and (g.base is not None or id(g) in handed):
+                g = g.copy()
+            handed.add(id(g))
+            leaf.grad = g
+
+
+def _batch_sized(value: Any, m: int) -> bool:
+    if isinstance(value, tuple | list):
+        return any(_batch_sized(v, m) for v in value)
+    shape = getattr(value, "shape", None)
+    return shape is not None and len(shape) > 0 and shape[0] == m
+
+
+def trace(fn: Callable[[Tensor, Array], Tensor], params: Sequence[Tensor], x: Array, y: Array) -> TracedStep:
+    """Record ``fn(x, y) -> C`` once on example inputs; return a replayable :class:`TracedStep`.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(x_tensor, y_array) -> one-element Tensor`` (forward + loss).
+    params : sequence of Tensor
+        The parameters whose gradients the step produces.
+    x, y : arrays
+        Example batch; later calls must have the same shapes and dtypes.
+    """
+    return TracedStep(fn, params, x, y)
+
+
+__all__ = ["TracedStep", "trace"]

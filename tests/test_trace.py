@@ -1,0 +1,81 @@
+"""Traced training steps replay the eager engine's arithmetic bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chainrule.errors import ConfigError, GradientError
+from chainrule.layers import mlp
+from chainrule.losses import get_loss
+from chainrule.tensor import Tensor
+from chainrule.trace import trace
+from chainrule.train import Trainer
+
+
+def _data(rng: np.random.Generator, m: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    return rng.random((m, 6), dtype=np.float32), rng.integers(0, 3, m)
+
+
+@pytest.mark.parametrize(
+    ("loss", "output", "activation"),
+    [
+        ("cross_entropy", "softmax", "relu"),
+        ("sse", "sigmoid", "tanh"),
+        ("mse", "identity", "gelu"),
+        ("binary_cross_entropy", "sigmoid", "leaky_relu"),
+    ],
+)
+def test_traced_training_equals_eager_bit_for_bit(
+    rng: np.random.Generator, loss: str, output: str, activation: str
+) -> None:
+    x, y = _data(rng)
+    finals = []
+    for traced in (False, True):
+        model = mlp([6, 8, 5, 3], activation, output, seed=1)
+        trainer = Trainer(model, loss, "adam", 0.01, batch_size=16, seed=2, traced=traced)
+        history = trainer.fit(x, y, epochs=3, verbose=0)
+        finals.append(([p.data.copy() for p in model.parameters()], history["loss"]))
+        assert any(trainer._traces.values()) == traced  # the partial last batch gets its own trace
+    (w_eager, loss_eager), (w_traced, loss_traced) = finals
+    assert loss_eager == loss_traced
+    for a, b in zip(w_eager, w_traced, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_trace_sets_the_same_gradients_as_backward(rng: np.random.Generator) -> None:
+    x, y = _data(rng, 8)
+    model = mlp([6, 4, 3], "sigmoid", "identity", seed=0, dtype=np.float64)
+    loss = get_loss("softmax_cross_entropy")
+    step = trace(lambda xt, yb: loss(model(xt), yb), model.parameters(), x.astype(np.float64), y)
+    value = step(x.astype(np.float64), y)
+    traced = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    eager = loss(model(x.astype(np.float64)), y)
+    eager.backward()
+    assert float(value) == eager.item()
+    for a, p in zip(traced, model.parameters(), strict=True):
+        np.testing.assert_array_equal(a, p.grad)
+        assert a.flags.writeable
+
+
+def test_dropout_is_not_traced_and_still_trains(rng: np.random.Generator) -> None:
+    x, y = _data(rng)
+    trainer = Trainer(mlp([6, 8, 3], dropout=0.5, output="softmax", seed=0), "cross_entropy", batch_size=20)
+    trainer.fit(x, y, epochs=2, verbose=0)
+    assert trainer._traces and not any(trainer._traces.values())  # fell back to the eager engine
+
+
+def test_batch_sized_constants_refuse_to_trace(rng: np.random.Generator) -> None:
+    x, y = _data(rng, 10)
+    model = mlp([6, 3], seed=0)
+    mask = Tensor(np.ones((10, 3), dtype=np.float32))
+    with pytest.raises(ConfigError, match=r"trace: a constant of shape \(10, 3\) the size of the batch"):
+        trace(lambda xt, yb: (model(xt) * mask).sum(), model.parameters(), x, y)
+
+
+def test_trace_needs_a_scalar_that_depends_on_the_parameters(rng: np.random.Generator) -> None:
+    x, y = _data(rng, 4)
+    model = mlp([6, 3], seed=0)
+    with pytest.raises(GradientError, match="one-element tensor that depends on the parameters"):
+        trace(lambda xt, yb: model(xt), model.parameters(), x, y)
