@@ -301,7 +301,8 @@ def test_bad_data_errors() -> None:
 def test_labels_out_of_range() -> None:
     x, y = blobs(8)
     with pytest.raises(
-        DataError, match=r"class labels must be in \[0, 1\] for 2 outputs, got labels from 0 to 2"
+        DataError,
+        match=r"SoftmaxCrossEntropy\(reduction='mean'\): labels\[\d+\] = 2 is out of range for n_classes=2",
     ):
         fit(mlp([4, 2], output="softmax"), x, y, "cross_entropy", epochs=1, verbose=0, batch_size=8)
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from chainrule.errors import ConfigError, DataError, ShapeError
+from chainrule.functional import one_hot
 
 _CHUNK_ROWS = 4096  # rows per chunk when fitting scalers on memory-mapped arrays
 
@@ -207,45 +208,6 @@ def standardize(x_train: np.ndarray, *x_others: np.ndarray) -> tuple[np.ndarray,
     """
     scaler = StandardScaler().fit(x_train)
     return tuple(scaler.transform(x) for x in (x_train, *x_others))
-
-
-def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """One-hot encode integer class labels.
-
-    Shapes
-    ------
-    labels : (m,) integers in 0 .. n_classes - 1  ->  (m, n_classes) float32
-
-    Raises
-    ------
-    ConfigError
-        ``n_classes < 1``.
-    DataError
-        Labels not 1-D integers, or outside ``0 .. n_classes - 1`` (the first bad one is named).
-
-    Examples
-    --------
-    >>> one_hot(np.array([2, 0]), 3)
-    array([[0., 0., 1.],
-           [1., 0., 0.]], dtype=float32)
-    """
-    if n_classes < 1:
-        raise ConfigError(f"one_hot: n_classes must be >= 1, got {n_classes}.")
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(
-            f"one_hot: expected 1-D integer labels, got shape {labels.shape} dtype {labels.dtype}."
-        )
-    bad = (labels < 0) | (labels >= n_classes)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise DataError(
-            f"one_hot: labels[{i}] = {int(labels[i])} is out of range for n_classes={n_classes} "
-            f"(expected 0 .. {n_classes - 1})."
-        )
-    out = np.zeros((labels.shape[0], n_classes), dtype=np.float32)
-    out[np.arange(labels.shape[0]), labels] = 1.0
-    return out
 
 
 def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:

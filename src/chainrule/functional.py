@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
-from chainrule import ops
-from chainrule.errors import ConfigError
+import numpy as np
+
+from chainrule import backend, ops
+from chainrule.errors import ConfigError, DataError
 from chainrule.tensor import Tensor
 
 Activation = Callable[[Tensor], Tensor]
@@ -114,6 +117,43 @@ def softmax(z: Tensor) -> Tensor:
     return ops.softmax(z, axis=-1)
 
 
+def one_hot(labels: Any, n_classes: int, dtype: Any = np.float32, who: str = "one_hot") -> Any:
+    """Rows ``e_label`` of length ``n_classes`` for integer ``labels``, on the labels' backend.
+
+    Shapes: ``labels (m,)`` integers in ``0 .. n_classes - 1`` -> ``(m, n_classes)``.
+
+    Raises
+    ------
+    ConfigError
+        ``n_classes < 1``.
+    DataError
+        Labels not 1-D integers, or out of range (the first bad one is named,
+        after ``who``, e.g. the loss that needed the one-hot rows).
+
+    Examples
+    --------
+    >>> one_hot(np.array([2, 0]), 3)
+    array([[0., 0., 1.],
+           [1., 0., 0.]], dtype=float32)
+    """
+    if n_classes < 1:
+        raise ConfigError(f"{who}: n_classes must be >= 1, got {n_classes}.")
+    xp = backend.xp_of(labels)
+    labels = xp.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(f"{who}: expected 1-D integer labels, got shape {labels.shape} dtype {labels.dtype}.")
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        i = int(bad.argmax())
+        raise DataError(
+            f"{who}: labels[{i}] = {int(labels[i])} is out of range for n_classes={n_classes} "
+            f"(expected 0 .. {n_classes - 1})."
+        )
+    out = xp.zeros((labels.shape[0], n_classes), dtype=dtype)
+    out[xp.arange(labels.shape[0]), labels] = 1
+    return out
+
+
 def linear(a_prev: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
     """``Z = A_prev @ W.T + b``: the dense layer's pre-activation.
 
@@ -134,6 +174,7 @@ __all__ = [
     "identity",
     "leaky_relu",
     "linear",
+    "one_hot",
     "relu",
     "sigmoid",
     "softmax",

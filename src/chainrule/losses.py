@@ -27,10 +27,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-
 from chainrule import backend, ops
-from chainrule.errors import ConfigError, DataError, ShapeError
+from chainrule.errors import ConfigError, ShapeError
+from chainrule.functional import one_hot
 from chainrule.tensor import Tensor
 
 LOSSES: dict[str, type[Loss]] = {}
@@ -91,19 +90,6 @@ class Loss:
             f"{self!r}: expected target of shape {a_shape} or integer labels of shape "
             f"({a_shape[0] if a_shape else 1},), got {tuple(y.shape)}."
         )
-
-
-def one_hot(labels: Any, k: int, dtype: Any = np.float32, who: str = "one_hot") -> Any:
-    """Rows ``e_label`` of length ``k`` for integer ``labels`` of shape ``(m,)``."""
-    xp = backend.xp_of(labels)
-    if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= k):
-        raise DataError(
-            f"{who}: class labels must be in [0, {k - 1}] for {k} outputs, "
-            f"got labels from {int(labels.min())} to {int(labels.max())}."
-        )
-    out = xp.zeros((labels.shape[0], k), dtype=dtype)
-    out[xp.arange(labels.shape[0]), labels] = 1
-    return out
 
 
 class SSE(Loss):
@@ -205,7 +191,7 @@ class SoftmaxCrossEntropy(Loss):
             k = output.data.shape[1]
             if y.shape[0] == output.data.shape[0] and k > 1:
                 if y.size and (int(y.min()) < 0 or int(y.max()) >= k):
-                    one_hot(y, k, who=repr(self))  # raises the range error
+                    one_hot(y, k, who=repr(self))  # raises the range error, naming the label
                 return y
         return super().targets(output, target)
 
@@ -257,5 +243,4 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "fused",
     "get_loss",
-    "one_hot",
 ]

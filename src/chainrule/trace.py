@@ -96,31 +96,28 @@ class TracedStep:
         vals[self.x_slot] = x
         for i, leaf in self.leaves:
             vals[i] = leaf.data
+        calls = []  # (inputs, params) of each op, reused by its rule
         for i, forward, args, params, y_keys in self.forward:
             inputs = [vals[v] if k == _SLOT else (y if k == _Y else x if k == _X else v) for k, v in args]
             if y_keys:
                 params = {**params, **dict.fromkeys(y_keys, y)}
             out = forward(*inputs, **params)
             vals[i] = np.asarray(out) if isinstance(out, np.generic) else out
-        self._backward(vals, x, y)
+            calls.append((inputs, params))
+        self._backward(vals, calls)
         return vals[self.root]
 
-    def _backward(self, vals: list[Any], x: Array, y: Array) -> None:
+    def _backward(self, vals: list[Any], calls: list[tuple[list[Any], dict[str, Any]]]) -> None:
         grads: list[Any] = [None] * self.n
         grads[self.root] = xp_of(vals[self.root]).ones_like(vals[self.root])
-        for (i, vjp, targets, needs, shapes, masked), (_, _, args, params, y_keys) in zip(
-            self.backward, reversed(self.forward), strict=True
+        for (i, vjp, targets, needs, shapes, masked), (inputs, params) in zip(
+            self.backward, reversed(calls), strict=True
         ):
             g = grads[i]
             grads[i] = None
             if g is None:
                 continue
-            inputs = [vals[v] if k == _SLOT else (y if k == _Y else x if k == _X else v) for k, v in args]
-            if y_keys:
-                params = {**params, **dict.fromkeys(y_keys, y)}
-            if masked:
-                params = {**params, "needs": needs}
-            in_grads = vjp(g, vals[i], *inputs, **params)
+            in_grads = vjp(g, vals[i], *inputs, **({**params, "needs": needs} if masked else params))
             for s, gp, shape in zip(targets, in_grads, shapes, strict=True):
                 if s is None or gp is None:
                     continue
