@@ -81,7 +81,7 @@ TORCH_REFS: dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tenso
         -(t[1] * torch.log_softmax(t[0], dim=p.get("axis", -1))).sum(p.get("axis", -1))
     ),
     "softmax_cross_entropy_labels": lambda t, p: tnf.cross_entropy(
-        t[0], torch.as_tensor(p["labels"]), reduction="none"
+        t[0], torch.as_tensor(p["labels"]), reduction=p.get("reduction", "none")
     ),
     "sigmoid_binary_cross_entropy": lambda t, p: tnf.binary_cross_entropy_with_logits(
         t[0], t[1], reduction="none"

@@ -195,6 +195,12 @@ class SoftmaxCrossEntropy(Loss):
                 return y
         return super().targets(output, target)
 
+    def __call__(self, output: Tensor, target: Any) -> Tensor:
+        y = self.targets(output, target)
+        if y.dtype.kind in "iu":  # labels: one fused op, the batch mean (or sum) included
+            return ops.softmax_cross_entropy_labels(output, labels=y, reduction=self.reduction)
+        return super().__call__(output, y)
+
     def per_example(self, a: Tensor, y: Any) -> Tensor:
         if y.dtype.kind in "iu":
             return ops.softmax_cross_entropy_labels(a, labels=y)

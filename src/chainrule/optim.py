@@ -47,6 +47,7 @@ class Optimizer:
         self.steps = 0
         self.state: list[dict[str, Array]] = [{} for _ in self.params]
         self.options: dict[str, Any] = {"weight_decay": self.weight_decay}  # constructor keywords
+        self._scratch: dict[int, Array] = {}  # per-parameter buffers for in-place updates
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay})"
@@ -91,6 +92,15 @@ class Optimizer:
             self.state[int(i)][k] = backend.to_device(value, backend.get_backend())
 
 
+def _descend(w: Array, lr: float, g: Array, scratch: dict[int, Array]) -> None:
+    """``w -= lr g`` in place, through a scratch buffer kept per parameter (no temporary per step)."""
+    buf = scratch.get(id(w))
+    if buf is None or buf.shape != w.shape or buf.dtype != w.dtype:
+        buf = scratch[id(w)] = backend.xp_of(w).empty_like(w)
+    backend.xp_of(w).multiply(g, lr, out=buf, casting="unsafe")
+    w -= buf
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with (Nesterov) momentum.
 
@@ -133,10 +143,7 @@ class SGD(Optimizer):
                 v *= self.momentum
                 v += g
             g = g + self.momentum * v if self.nesterov else v
-        if w.dtype == g.dtype:
-            w -= self.lr * g
-        else:
-            w -= (self.lr * g).astype(w.dtype)
+        _descend(w, self.lr, g, self._scratch)
 
 
 class Adam(Optimizer):

@@ -54,7 +54,7 @@ class TracedStep:
         self.leaves = [(i, t) for i, t in enumerate(order) if t._node is None and id(t) in wanted]
         self.forward: list[tuple[int, Any, list[tuple[int, Any]], dict[str, Any], list[str]]] = []
         self.backward: list[
-            tuple[int, Any, list[int | None], tuple[bool, ...], list[tuple[int, ...]], bool]
+            tuple[int, Any, list[int | None], dict[str, Any], list[tuple[int, ...]], list[str]]
         ] = []
         for i, t in enumerate(order):
             if t._node is None:
@@ -70,8 +70,8 @@ class TracedStep:
                 )
             self.forward.append((i, prim.forward, args, dict(params_), y_keys))
             targets = [slot[id(p)] if id(p) in slot and p is not x_t else None for p in parents]
-            needs = tuple(s is not None for s in targets)
-            self.backward.append((i, prim.vjp, targets, needs, [p.shape for p in parents], prim.masked))
+            bparams = {**params_, "needs": tuple(s is not None for s in targets)} if prim.masked else params_
+            self.backward.append((i, prim.vjp, targets, bparams, [p.shape for p in parents], y_keys))
         self.backward.reverse()
 
     @staticmethod
@@ -96,28 +96,30 @@ class TracedStep:
         vals[self.x_slot] = x
         for i, leaf in self.leaves:
             vals[i] = leaf.data
-        calls = []  # (inputs, params) of each op, reused by its rule
+        calls = []  # the inputs of each op, reused by its rule
         for i, forward, args, params, y_keys in self.forward:
             inputs = [vals[v] if k == _SLOT else (y if k == _Y else x if k == _X else v) for k, v in args]
             if y_keys:
                 params = {**params, **dict.fromkeys(y_keys, y)}
             out = forward(*inputs, **params)
             vals[i] = np.asarray(out) if isinstance(out, np.generic) else out
-            calls.append((inputs, params))
-        self._backward(vals, calls)
+            calls.append(inputs)
+        self._backward(vals, calls, y)
         return vals[self.root]
 
-    def _backward(self, vals: list[Any], calls: list[tuple[list[Any], dict[str, Any]]]) -> None:
+    def _backward(self, vals: list[Any], calls: list[list[Any]], y: Array) -> None:
         grads: list[Any] = [None] * self.n
         grads[self.root] = xp_of(vals[self.root]).ones_like(vals[self.root])
-        for (i, vjp, targets, needs, shapes, masked), (inputs, params) in zip(
+        for (i, vjp, targets, params, shapes, y_keys), inputs in zip(
             self.backward, reversed(calls), strict=True
         ):
             g = grads[i]
             grads[i] = None
             if g is None:
                 continue
-            in_grads = vjp(g, vals[i], *inputs, **({**params, "needs": needs} if masked else params))
+            if y_keys:
+                params = {**params, **dict.fromkeys(y_keys, y)}
+            in_grads = vjp(g, vals[i], *inputs, **params)
             for s, gp, shape in zip(targets, in_grads, shapes, strict=True):
                 if s is None or gp is None:
                     continue

@@ -68,11 +68,16 @@ def check_data(x: Any, y: Any, who: str = "fit") -> tuple[np.ndarray, np.ndarray
     if y.shape[0] != x.shape[0]:
         raise ShapeError(f"{who}: {x.shape[0]} inputs but {y.shape[0]} targets.")
     for name, arr in (("inputs", x), ("targets", y)):
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        if arr.dtype.kind == "f" and not _all_finite(arr):
             bad = np.argwhere(~np.isfinite(arr))[0]
             where = tuple(int(i) for i in bad)  # plain ints: NumPy 2 would print np.int64(3)
             raise DataError(f"{who}: {name} contain NaN or infinite values (first at index {where}).")
     return x, y
+
+
+def _all_finite(a: np.ndarray, rows: int = 4096) -> bool:
+    """``isfinite(a).all()`` in blocks of rows, so no mask the size of the data is built."""
+    return all(bool(np.isfinite(a[i : i + rows]).all()) for i in range(0, a.shape[0], rows))
 
 
 def _finite(a: Any) -> bool:
