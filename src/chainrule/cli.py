@@ -19,6 +19,7 @@ import numpy as np
 from chainrule import backend, datasets, serialize
 from chainrule.errors import ChainruleError, ConfigError, DataError
 from chainrule.layers import mlp
+from chainrule.optim import CosineAnnealingLR
 from chainrule.train import EarlyStopping, Trainer, evaluate, plot_history, predict
 
 # Default recipe per dataset: chosen on a validation split cut from the training set.
@@ -31,6 +32,19 @@ RECIPES: dict[str, dict[str, Any]] = {
         "epochs": 40,
         "batch_size": 32,
     },
+    # benchmarks/mnist1d_recipe.py; dropout, weight_decay (AdamW, decoupled) and a cosine
+    # schedule over all epochs are part of the recipe: see docs/datasets.md, "MNIST-1D".
+    "mnist1d": {
+        "layers": [512, 512, 512],
+        "activation": "relu",
+        "optimizer": "adamw",
+        "lr": 3e-3,
+        "epochs": 100,
+        "batch_size": 100,
+        "dropout": 0.4,
+        "weight_decay": 0.05,
+        "schedule": "cosine",
+    },
 }
 DEFAULT_RECIPE: dict[str, Any] = {
     "layers": [128],
@@ -39,6 +53,9 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "lr": 1e-3,
     "epochs": 30,
     "batch_size": 32,
+    "dropout": 0.0,
+    "weight_decay": 0.0,
+    "schedule": "none",
 }
 
 
@@ -74,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", help="sgd, adam, adamw or rmsprop")
     train.add_argument("--lr", type=float, help="learning rate alpha")
     train.add_argument("--epochs", type=int)
+    train.add_argument("--dropout", type=float, help="dropout after each hidden layer (0: none)")
+    train.add_argument("--weight-decay", type=float, help="L2 (AdamW: decoupled) weight decay")
+    train.add_argument(
+        "--schedule", choices=["none", "cosine"], help="learning-rate schedule over the epochs"
+    )
     train.add_argument("--batch-size", type=int)
     train.add_argument("--validation-split", type=float, default=0.1)
     train.add_argument("--patience", type=int, default=0, help="early-stopping patience on val_loss (0: off)")
@@ -127,10 +149,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     n_out = data.y_train.shape[1] if regression and data.y_train.ndim == 2 else (data.n_classes or 1)
     loss = args.loss or ("mse" if regression else "cross_entropy")
     output = "identity" if regression else "softmax"
-    model = mlp(
-        [data.x_train.shape[1], *recipe["layers"], n_out], recipe["activation"], output, seed=args.seed
+    sizes = [data.x_train.shape[1], *recipe["layers"], n_out]
+    model = mlp(sizes, recipe["activation"], output, dropout=recipe.get("dropout", 0.0), seed=args.seed)
+    epochs = recipe["epochs"]  # after any --epochs override, so a cosine schedule spans the real run
+    trainer = Trainer(
+        model,
+        loss,
+        recipe["optimizer"],
+        recipe["lr"],
+        recipe["batch_size"],
+        seed=args.seed,
+        optimizer_options={"weight_decay": recipe.get("weight_decay", 0.0)},
+        schedule=(lambda opt: CosineAnnealingLR(opt, t_max=epochs))
+        if recipe.get("schedule") == "cosine"
+        else None,
     )
-    trainer = Trainer(model, loss, recipe["optimizer"], recipe["lr"], recipe["batch_size"], seed=args.seed)
     _say(f"data: {data!r}", args.quiet)
     _say(f"model: {model!r}\n{trainer!r}", args.quiet)
     callbacks = [EarlyStopping(patience=args.patience)] if args.patience else []
