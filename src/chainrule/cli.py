@@ -24,13 +24,15 @@ from chainrule.train import EarlyStopping, Trainer, evaluate, plot_history, pred
 
 # Default recipe per dataset: chosen on a validation split cut from the training set.
 RECIPES: dict[str, dict[str, Any]] = {
+    # chosen by validation loss over seeds 0-4 among 128/40, 256/60, 256-128/60, 512+dropout/60
     "digits": {
-        "layers": [128],
+        "layers": [512],
         "activation": "relu",
         "optimizer": "adam",
         "lr": 1e-3,
-        "epochs": 40,
+        "epochs": 60,
         "batch_size": 32,
+        "dropout": 0.2,
     },
     # benchmarks/mnist1d_recipe.py; dropout, weight_decay (AdamW, decoupled) and a cosine
     # schedule over all epochs are part of the recipe: see docs/datasets.md, "MNIST-1D".
