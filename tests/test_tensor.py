@@ -330,3 +330,21 @@ def test_primitive_repr() -> None:
     assert repr(ops.PRIMITIVES["exp"]) == "Primitive('exp', differentiable)"
     assert repr(ops.PRIMITIVES["argmax"]) == "Primitive('argmax', non-differentiable)"
     assert ops.PRIMITIVES["exp"].__doc__ == ops.exp.forward.__doc__
+
+
+def test_no_two_gradients_share_memory_in_a_network(rng: np.random.Generator) -> None:
+    """Rules may return views (dW as (A^T delta)^T); stored gradients still never alias."""
+    from chainrule.layers import mlp
+    from chainrule.losses import get_loss
+
+    model = mlp([5, 4, 4, 3], "tanh", seed=0, dtype=np.float64)
+    x = cr.Tensor(rng.standard_normal((6, 5)), requires_grad=True)
+    h = model(x)
+    loss = get_loss("softmax_cross_entropy")(h + h, rng.integers(0, 3, 6))  # h reaches the loss twice
+    loss.backward()
+    grads = [p.grad for p in model.parameters()] + [x.grad]
+    assert all(g is not None and g.flags.writeable for g in grads)
+    for i, a in enumerate(grads):
+        for b in grads[i + 1 :]:
+            assert not np.shares_memory(a, b)
+    assert model[0].W.data.flags.f_contiguous  # Dense keeps W column-major (see layers.Dense)

@@ -119,6 +119,9 @@ class Dense(Module):
     Shapes
     ------
     ``A_prev (m, n[l-1]) -> A (m, n[l])``; ``W (n[l], n[l-1])``; ``b (n[l],)``.
+    ``W`` is stored column-major (Fortran order): ``A_prev @ W.T`` and
+    ``dC/dW = (A_prev^T delta)^T`` then take BLAS's fastest forms. Its shape,
+    values and indexing are as above; only the memory layout differs.
 
     Raises
     ------
@@ -156,7 +159,10 @@ class Dense(Module):
                 raise ShapeError(
                     f"{self!r}: expected weights of shape {shape} (n[l], n[l-1]), got {w.shape}."
                 )
-        self.W = Tensor(backend.asarray(w, dtype=dtype), requires_grad=True, name="W")
+        # NOTE: W is stored column-major: A_prev @ W.T and dC/dW = (A_prev^T delta)^T then take
+        # BLAS's fastest forms. Shape, values and indexing are as documented; only memory differs.
+        w = np.asfortranarray(w.astype(dtype))
+        self.W = Tensor(backend.to_device(w, backend.get_backend()), requires_grad=True, name="W")
         self.b: Tensor | None = None
         if bias is not False and bias is not None:
             values = np.zeros(self.out_features) if bias is True else np.asarray(bias, dtype=np.float64)

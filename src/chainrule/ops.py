@@ -187,7 +187,9 @@ def _linear_vjp(
 ) -> tuple[Array | None, ...]:
     g2 = g.reshape(-1, w.shape[0])
     # NOTE: the first layer's input needs no gradient: skipping g @ W saves its largest product.
-    grads = (g @ w if needs[0] else None, g2.T @ a.reshape(-1, w.shape[1]) if needs[1] else None)
+    # dW = delta^T A_prev, computed as (A_prev^T delta)^T: BLAS's faster form, and laid out
+    # column-major like the W of a Dense layer, so the update runs over contiguous memory.
+    grads = (g @ w if needs[0] else None, (a.reshape(-1, w.shape[1]).T @ g2).T if needs[1] else None)
     return (*grads, g2.sum(axis=0) if needs[2] else None) if b else grads
 
 

@@ -117,7 +117,10 @@ def _restore_weights(model: Sequential, tensors: dict[str, np.ndarray], path: An
         if arr is None or arr.shape != p.shape:
             got = None if arr is None else arr.shape
             raise SerializationError(f"{path}: weight {name!r} expected shape {p.shape}, found {got}.")
-        p.data = backend.asarray(arr.astype(p.dtype, copy=False))
+        arr = arr.astype(p.dtype, copy=False)
+        if p.data.ndim > 1 and p.data.flags.f_contiguous:  # keep the layer's (column-major) layout
+            arr = np.asfortranarray(arr)
+        p.data = backend.asarray(arr)
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:

@@ -362,22 +362,36 @@ def _toposort(root: Tensor) -> list[Tensor]:
     return order
 
 
-def _accumulate(t: Tensor, g: Array, owned: set[int]) -> None:
-    """``t.grad += g``, copying ``g`` first if it is a view or already handed out."""
+def _owner(a: Array) -> Array:
+    """The array owning ``a``'s memory: ``a`` itself, or the base of a view."""
+    return a if a.base is None else a.base
+
+
+def fresh(g: Array, owned: dict[int, Array]) -> Array:
+    """``g``, or a copy of it if it may share memory with an array in ``owned`` or is read-only.
+
+    ``owned`` maps ``id`` to the owner of every upstream gradient given to a rule
+    (a rule may return it, or a view of it, as is) and of every gradient already
+    stored, and keeps them alive so their ids stay unique. So no two ``.grad``
+    arrays, nor a ``.grad`` and a caller's array, share memory, while a view of an
+    array the rule made itself (``(A^T delta)^T``) is kept as it is.
+    """
     if isinstance(g, np.generic):
         g = np.asarray(g)
-    if t.grad is None:
-        if g.base is not None or id(g) in owned:
-            g = g.copy()
-        owned.add(id(g))
-        t.grad = g
-    else:
-        t.grad = t.grad + g
+    if id(_owner(g)) in owned or not getattr(g.flags, "writeable", True):
+        g = g.copy()
+    owned[id(_owner(g))] = _owner(g)
+    return g
+
+
+def _accumulate(t: Tensor, g: Array, owned: dict[int, Array]) -> None:
+    """``t.grad += g``; the first gradient is stored without a copy when nothing else holds it."""
+    t.grad = fresh(g, owned) if t.grad is None else t.grad + g
 
 
 def _run_backward(root: Tensor, seed: Array) -> None:
     grads: dict[int, Array] = {id(root): seed}
-    owned: set[int] = {id(seed)}  # the caller's array: a leaf must not alias it
+    owned = {id(_owner(seed)): _owner(seed)}  # the caller's array: a leaf must not alias it
     for t in reversed(_toposort(root)):
         g = grads.pop(id(t), None)
         node = t._node
@@ -391,6 +405,7 @@ def _run_backward(root: Tensor, seed: Array) -> None:
         datas = [p.data for p in parents]
         if prim.masked:
             params = {**params, "needs": tuple(p.requires_grad for p in parents)}
+        owned[id(_owner(g))] = _owner(g)  # the rule may hand g (or a view of it) to a parent as is
         in_grads = prim.vjp(g, t.data, *datas, **params)  # type: ignore[misc]
         if len(in_grads) != len(parents):
             raise GradientError(

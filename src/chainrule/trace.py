@@ -24,7 +24,7 @@ import numpy as np
 
 from chainrule.backend import xp_of
 from chainrule.errors import ConfigError, GradientError
-from chainrule.tensor import Array, Tensor, _toposort, _unbroadcast
+from chainrule.tensor import Array, Tensor, _toposort, _unbroadcast, fresh
 
 _SLOT, _X, _Y, _CONST = 0, 1, 2, 3
 
@@ -110,6 +110,7 @@ class TracedStep:
     def _backward(self, vals: list[Any], calls: list[list[Any]], y: Array) -> None:
         grads: list[Any] = [None] * self.n
         grads[self.root] = xp_of(vals[self.root]).ones_like(vals[self.root])
+        owned: dict[int, Array] = {}  # owners of the gradients given to rules (see tensor.fresh)
         for (i, vjp, targets, params, shapes, y_keys), inputs in zip(
             self.backward, reversed(calls), strict=True
         ):
@@ -119,6 +120,8 @@ class TracedStep:
                 continue
             if y_keys:
                 params = {**params, **dict.fromkeys(y_keys, y)}
+            owner = g if g.base is None else g.base
+            owned[id(owner)] = owner
             in_grads = vjp(g, vals[i], *inputs, **params)
             for s, gp, shape in zip(targets, in_grads, shapes, strict=True):
                 if s is None or gp is None:
@@ -126,13 +129,8 @@ class TracedStep:
                 if gp.shape != shape:
                     gp = _unbroadcast(gp, shape)
                 grads[s] = gp if grads[s] is None else grads[s] + gp
-        handed: set[int] = set()
         for i, leaf in self.leaves:
-            g = grads[i]
-            if g is not None and (g.base is not None or id(g) in handed):
-                g = g.copy()
-            handed.add(id(g))
-            leaf.grad = g
+            leaf.grad = None if grads[i] is None else fresh(grads[i], owned)
 
 
 def _batch_sized(value: Any, m: int) -> bool:
