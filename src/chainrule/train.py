@@ -24,6 +24,7 @@ import numpy as np
 
 from chainrule import backend
 from chainrule.autograd import no_grad
+from chainrule.data import train_val_split
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.layers import Sequential
 from chainrule.losses import Loss, fused, get_loss
@@ -261,7 +262,7 @@ class Trainer:
         x, y = check_data(x, y)
         if validation_data is None and validation_split:
             # NOTE: a generator of its own, not self.rng: a resumed or continued fit must cut the same split
-            x, y, validation_data = _split(x, y, validation_split, np.random.default_rng(self.seed))
+            x, y, validation_data = _split(x, y, validation_split, self.seed)
         x, y = self._prepare(x, y)
         val = (
             self._prepare(*check_data(*validation_data, who="fit validation_data"))
@@ -316,13 +317,12 @@ class Trainer:
         return logs
 
 
-def _split(x: np.ndarray, y: np.ndarray, fraction: float, rng: np.random.Generator) -> Any:
+def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> Any:
+    """Hold out ``fraction`` of the rows: seeded, stratified for class labels (:mod:`chainrule.data`)."""
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"fit: validation_split must be in (0, 1), got {fraction}.")
-    order = rng.permutation(x.shape[0])
-    n_val = max(1, round(fraction * x.shape[0]))
-    val, train = order[:n_val], order[n_val:]
-    return x[train], y[train], (x[val], y[val])
+    x_train, y_train, x_val, y_val = train_val_split(x, y, fraction, rng=seed)
+    return x_train, y_train, (x_val, y_val)
 
 
 def _progress(start: int, epochs: int, verbose: int) -> Any:
