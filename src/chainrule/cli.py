@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +34,15 @@ RECIPES: dict[str, dict[str, Any]] = {
         "epochs": 80,
         "batch_size": 32,
         "dropout": 0.2,
+    },
+    # the 1-D regression curve: chosen on validation loss (0.010, against 0.029 for 128-relu-300)
+    "regression": {
+        "layers": [64, 64],
+        "activation": "tanh",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "epochs": 300,
+        "batch_size": 32,
     },
     # benchmarks/mnist1d_recipe.py; dropout, weight_decay (AdamW, decoupled) and a cosine
     # schedule over all epochs are part of the recipe: see docs/datasets.md, "MNIST-1D".
@@ -287,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # output piped into e.g. head, which stopped reading: not an error
+        sys.stdout = open(os.devnull, "w")  # NOTE: stays open: Python flushes stdout at exit
+        return 0
     except (ChainruleError, OSError) as exc:
         if args.debug:
             raise
