@@ -467,12 +467,24 @@ def tanh(x: Array) -> Array:
     return xp_of(x).tanh(x)
 
 
+def _reduce(op: str, x: Array, axis: int) -> Array:
+    """``x.max`` or ``x.sum`` over ``axis``, keeping dims.
+
+    NOTE: NumPy reduces a short last axis of a 2-D array row by row, slowly (50 us for
+    a 1024x10 max); reducing the transposed copy over axis 0 is vectorised (9 us). Few
+    rows are cheaper as they are.
+    """
+    if isinstance(x, np.ndarray) and x.ndim == 2 and axis in (-1, 1) and x.shape[1] <= 64 <= x.shape[0]:
+        return getattr(np.ascontiguousarray(x.T), op)(axis=0)[:, None]
+    return getattr(x, op)(axis=axis, keepdims=True)
+
+
 def _lse(x: Array, axis: int, keepdims: bool) -> Array:
     """Stable ``log(sum(exp(x)))``: subtract the (finite) max first."""
     xp = xp_of(x)
-    m = x.max(axis=axis, keepdims=True)
+    m = _reduce("max", x, axis)
     m = xp.where(xp.isfinite(m), m, 0)  # rows of -inf stay -inf, not NaN
-    r = xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True)) + m
+    r = xp.log(_reduce("sum", xp.exp(x - m), axis)) + m
     return r if keepdims else r.squeeze(axis=axis)
 
 
@@ -491,8 +503,8 @@ def softmax(x: Array, axis: int = -1) -> Array:
     building it: ``dC/dz = a * (g - sum(g * a))``.
     """
     xp = xp_of(x)
-    e = xp.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    e = xp.exp(x - _reduce("max", x, axis))
+    return e / _reduce("sum", e, axis)
 
 
 @primitive(
@@ -544,8 +556,8 @@ def softmax_cross_entropy(z: Array, y: Array, axis: int = -1) -> Array:
 
 def _sparse_sce_vjp(g: Array, out: Array, z: Array, labels: Array, reduction: str = "none") -> tuple[Array]:
     xp = xp_of(z)
-    a = xp.exp(z - z.max(axis=-1, keepdims=True))
-    a /= a.sum(axis=-1, keepdims=True)
+    a = xp.exp(z - _reduce("max", z, -1))
+    a /= _reduce("sum", a, -1)
     a[xp.arange(z.shape[0]), labels] -= 1  # a - y without building the one-hot y
     a *= g[:, None] if reduction == "none" else (g / z.shape[0] if reduction == "mean" else g)
     return (a,)
