@@ -180,3 +180,22 @@ def test_softmax_cross_entropy_with_minus_inf_on_wrong_classes(rel_err: Any) -> 
     assert rel_err(c.numpy(), tc.detach().numpy()) <= TOL
     assert rel_err(z.grad, tz.grad.numpy()) <= TOL
     assert c.numpy()[1] == 0.0  # the only finite logit is the right class: exactly 0 loss
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_many_rows_take_the_transposed_reduction_and_stay_exact(name: str, rng: np.random.Generator) -> None:
+    """Batches of >= 64 rows reduce a short class axis through a transposed copy (ops._reduce)."""
+    z = rng.standard_normal((300, 10)) * 3
+    z[::7, 3] = -np.inf
+    z[::11, 0] = 1e4
+    x = Tensor(z, requires_grad=True)
+    out = getattr(ops, name)(x)
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    t = torch.tensor(z, requires_grad=True)
+    ref = getattr(torch, name)(t, -1) if name != "logsumexp" else torch.logsumexp(t, -1)
+    ref.backward(torch.tensor(g))
+    finite = np.isfinite(ref.detach().numpy())
+    np.testing.assert_allclose(out.numpy()[finite], ref.detach().numpy()[finite], rtol=1e-12, atol=1e-300)
+    assert np.isfinite(x.grad).all()
+    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-10, atol=1e-12)
