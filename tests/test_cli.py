@@ -154,3 +154,30 @@ def test_gpu_without_cupy(capsys, tmp_path: Path) -> None:  # type: ignore[no-un
         pass
     assert main(["train", "--device", "gpu", "--out", str(tmp_path), "--quiet"]) == 2
     assert one_line_error(capsys).startswith("chainrule train: error: ")
+
+
+def test_more_one_line_errors(run_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--epochs", "0", "--out", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "argument --epochs: expected a positive integer, got 0" in one_line_error(capsys)
+    assert main(["train", "--patience", "3", "--validation-split", "0", "--out", str(tmp_path)]) == 2
+    assert "--patience needs a validation split" in one_line_error(capsys)
+    model = str(run_dir / "model.safetensors")
+    np.save(tmp_path / "empty.npy", np.zeros((0, 64)))
+    assert main(["predict", model, str(tmp_path / "empty.npy")]) == 2
+    assert "got shape (0, 64)" in one_line_error(capsys)
+    np.save(tmp_path / "text.npy", np.array(["a", "b"]))
+    assert main(["predict", model, str(tmp_path / "text.npy")]) == 2
+    assert "expected numbers, got an array of dtype <U1" in one_line_error(capsys)
+
+
+def test_a_loss_on_logits_gets_an_identity_output(tmp_path: Path) -> None:
+    code = main(
+        ["train", "--loss", "softmax_cross_entropy", "--epochs", "2", "--quiet", "--out", str(tmp_path)]
+    )
+    assert code == 0
+    from chainrule import serialize
+
+    model = serialize.load(tmp_path / "model.safetensors")
+    assert model.config()["layers"][-1]["activation"] == "identity"

@@ -142,20 +142,95 @@ def test_architecture_mismatch_and_bad_metadata(tmp_path) -> None:
         {"architecture": __import__("json").dumps(model.config()), "user": "{}"},
     )
     with pytest.raises(
-        SerializationError, match=re.escape("weight 'layers.0.W' expected shape (3, 4), found (2, 2)")
+        SerializationError, match=re.escape("layers[0] Dense expects W of shape (3, 4), found (2, 2).")
     ):
         serialize.load(path)
     serialize._save(path, {}, {"architecture": "not json"})
     with pytest.raises(SerializationError, match=r"metadata field 'architecture' is missing or not JSON"):
         serialize.load(path)
-    serialize._save(path, {}, {"architecture": '{"type": "Conv2d"}'})
+    for arch in ('{"type": "Conv2d"}', '{"type": "Activation", "name": "relu"}'):
+        serialize._save(path, {}, {"architecture": arch})
+        with pytest.raises(SerializationError, match=r"the architecture is not a Sequential model"):
+            serialize.load(path)
+    serialize._save(path, {}, {"architecture": '{"type": "Sequential", "layers": [{"type": "Conv2d"}]}'})
     with pytest.raises(
         SerializationError, match=r"bad architecture: from_config: unknown layer type 'Conv2d'"
     ):
         serialize.load(path)
-    serialize._save(path, {}, {"architecture": '{"type": "Activation", "name": "relu"}'})
-    with pytest.raises(SerializationError, match=r"expected a Sequential model, found Activation"):
-        serialize.load(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "message"),
+    [
+        ("architecture", "[1, 2]", "metadata field 'architecture' should be a JSON dict"),
+        (
+            "architecture",
+            '{"type": "Sequential", "layers": [[1]]}',
+            r"architecture layers\[0\] is not a JSON object",
+        ),
+        (
+            "architecture",
+            '{"type": "Sequential", "layers": [{"type": "Dense", "in_features": 10000000, '
+            '"out_features": 10000000, "bias": false, "activation": "identity"}]}',
+            r"layers\[0\] Dense expects W of shape \(10000000, 10000000\), found None",
+        ),
+        ("architecture", "[" * 100000 + "]" * 100000, "metadata field 'architecture' is missing or not JSON"),
+        ("user", "[1]", "metadata field 'user' should be a JSON dict"),
+    ],
+)
+def test_crafted_metadata_is_a_serialization_error(tmp_path, field: str, text: str, message: str) -> None:
+    """The digest is recomputable, so a forged file must still fail cleanly, before any allocation."""
+    path = tmp_path / "m.safetensors"
+    texts = {"architecture": '{"type": "Sequential", "layers": []}', "user": "{}", field: text}
+    serialize._save(path, {}, texts)
+    with pytest.raises(SerializationError, match=message):
+        serialize.load_metadata(path) if field == "user" else serialize.load(path)
+
+
+def test_crafted_training_state_is_a_serialization_error(tmp_path) -> None:
+    x, y = blobs()
+    trainer = Trainer(mlp([4, 3], output="softmax"), "cross_entropy", "sgd", 0.1)
+    trainer.fit(x, y, 1, verbose=0)
+    path = tmp_path / "c.safetensors"
+    serialize.save_checkpoint(path, trainer)
+    tensors, meta = serialize._read(path)
+    for training in ("[]", '{"epoch": 1}'):
+        serialize._save(path, tensors, {**meta, "training": training})
+        with pytest.raises(SerializationError, match="training"):
+            serialize.load_checkpoint(path)
+    state = __import__("json").loads(meta["training"])
+    state["optimizer"]["options"] = {"bogus": 1}
+    serialize._save(path, tensors, {**meta, "training": __import__("json").dumps(state)})
+    with pytest.raises(SerializationError, match="bad training state"):
+        serialize.load_checkpoint(path)
+
+
+def test_checkpoint_resume_with_a_schedule_is_bit_identical(tmp_path) -> None:
+    from chainrule.optim import StepLR
+
+    x, y = blobs()
+
+    def new_trainer() -> Trainer:
+        return Trainer(
+            mlp([4, 8, 3], "relu", "softmax", seed=0),
+            "cross_entropy",
+            "sgd",
+            lr=0.1,
+            batch_size=16,
+            schedule=lambda opt: StepLR(opt, step_size=1, gamma=0.5),
+        )
+
+    full = new_trainer()
+    full.fit(x, y, 4, verbose=0)
+    first = new_trainer()
+    first.fit(x, y, 2, verbose=0)
+    path = tmp_path / "ckpt.safetensors"
+    serialize.save_checkpoint(path, first)
+    resumed = serialize.load_checkpoint(path, schedule=lambda opt: StepLR(opt, step_size=1, gamma=0.5))
+    resumed.fit(x, y, 4, verbose=0)
+    assert resumed.history["lr"] == full.history["lr"] == [0.1, 0.05, 0.025, 0.0125]
+    for p, q in zip(full.model.parameters(), resumed.model.parameters(), strict=True):
+        assert p.data.tobytes() == q.data.tobytes()
 
 
 # ------------------------------------------------------------ checkpoints

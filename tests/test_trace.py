@@ -8,6 +8,7 @@ import pytest
 from chainrule.errors import ConfigError, GradientError
 from chainrule.layers import mlp
 from chainrule.losses import get_loss
+from chainrule.optim import SGD
 from chainrule.tensor import Tensor
 from chainrule.trace import trace
 from chainrule.train import Trainer
@@ -79,3 +80,35 @@ def test_trace_needs_a_scalar_that_depends_on_the_parameters(rng: np.random.Gene
     model = mlp([6, 3], seed=0)
     with pytest.raises(GradientError, match="one-element tensor that depends on the parameters"):
         trace(lambda xt, yb: model(xt), model.parameters(), x, y)
+
+
+def test_trace_with_an_optimizer_over_some_parameters_matches_eager(rng: np.random.Generator) -> None:
+    x, y = _data(rng)
+    finals = []
+    for traced in (False, True):
+        model = mlp([6, 8, 3], output="softmax", seed=1)
+        optimizer = SGD(model.parameters()[2:], lr=0.1)  # fine-tune the last layer only
+        Trainer(model, "cross_entropy", optimizer, batch_size=20, traced=traced).fit(
+            x, y, epochs=2, verbose=0
+        )
+        finals.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*finals, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_freezing_and_replacing_a_parameter_after_tracing_matches_eager(rng: np.random.Generator) -> None:
+    x, y = _data(rng)
+    finals = []
+    for traced in (False, True):
+        model = mlp([6, 8, 3], output="softmax", seed=1)
+        trainer = Trainer(model, "cross_entropy", "sgd", 0.1, batch_size=20, traced=traced)
+        trainer.fit(x, y, epochs=1, verbose=0)
+        w = model[0].W
+        w.requires_grad = False  # freeze layer 0, then replace its data
+        w.data = np.asfortranarray(np.zeros_like(w.data))
+        trainer.fit(x, y, epochs=2, verbose=0)
+        w.requires_grad = True  # and unfreeze it again
+        trainer.fit(x, y, epochs=3, verbose=0)
+        finals.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*finals, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -313,3 +313,31 @@ def test_config_errors() -> None:
     x, y = blobs(8)
     with pytest.raises(ConfigError, match=r"fit: validation_split must be in \(0, 1\), got 1.5"):
         fit(mlp([4, 3]), x, y, "mse", epochs=1, verbose=0, validation_split=1.5)
+
+
+def test_a_loss_on_logits_after_a_softmax_output_is_refused() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"Trainer: loss 'softmax_cross_entropy' takes logits, but the model ends in 'softmax'",
+    ):
+        Trainer(mlp([4, 3], output="softmax"), "softmax_cross_entropy")
+
+
+def test_sum_reduction_logs_the_training_loss_on_the_evaluate_scale() -> None:
+    x, y = blobs(64)
+    model = mlp([4, 3], output="identity", seed=0)  # the loss takes logits
+    trainer = Trainer(model, SoftmaxCrossEntropy(reduction="sum"), "sgd", lr=1e-12, batch_size=16)
+    history = trainer.fit(x, y, 1, validation_data=(x, y), shuffle=False, verbose=0)
+    # lr ~ 0: the weights barely move, so the epoch's summed loss equals evaluate's on the same data
+    assert history["loss"][0] == pytest.approx(history["val_loss"][0], rel=1e-6)
+
+
+def test_evaluate_and_predict_restore_the_training_mode() -> None:
+    x, y = blobs(8)
+    model = mlp([4, 3], output="softmax", dropout=0.5)
+    model.train()
+    predict(model, x)
+    evaluate(model, x, y, "cross_entropy")
+    assert model.training and all(layer.training for layer in model)
+    with pytest.raises(DataError, match=r"predict: no examples \(0 rows\)"):
+        predict(model, x[:0])

@@ -20,6 +20,7 @@ import numpy as np
 from chainrule import backend, datasets, serialize
 from chainrule.errors import ChainruleError, ConfigError, DataError
 from chainrule.layers import mlp
+from chainrule.losses import get_loss
 from chainrule.optim import CosineAnnealingLR
 from chainrule.train import EarlyStopping, Trainer, evaluate, plot_history, predict
 
@@ -90,6 +91,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="chainrule", description="Neural networks trained by the chain rule.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -102,13 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", help="loss name (default: cross_entropy, or mse for regression)")
     train.add_argument("--optimizer", help="sgd, adam, adamw or rmsprop")
     train.add_argument("--lr", type=float, help="learning rate alpha")
-    train.add_argument("--epochs", type=int)
+    train.add_argument("--epochs", type=_positive_int)
     train.add_argument("--dropout", type=float, help="dropout after each hidden layer (0: none)")
     train.add_argument("--weight-decay", type=float, help="L2 (AdamW: decoupled) weight decay")
     train.add_argument(
         "--schedule", choices=["none", "cosine"], help="learning-rate schedule over the epochs"
     )
-    train.add_argument("--batch-size", type=int)
+    train.add_argument("--batch-size", type=_positive_int)
     train.add_argument("--validation-split", type=float, default=0.1)
     train.add_argument("--patience", type=int, default=0, help="early-stopping patience on val_loss (0: off)")
     train.add_argument("--seed", type=int, default=0)
@@ -160,7 +171,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     regression = data.task == "regression"
     n_out = data.y_train.shape[1] if regression and data.y_train.ndim == 2 else (data.n_classes or 1)
     loss = args.loss or ("mse" if regression else "cross_entropy")
-    output = "identity" if regression else "softmax"
+    # a loss on logits (softmax_cross_entropy, ...) gets the logits: no output activation
+    output = "identity" if regression or get_loss(loss).from_logits else "softmax"
     sizes = [data.x_train.shape[1], *recipe["layers"], n_out]
     model = mlp(sizes, recipe["activation"], output, dropout=recipe.get("dropout", 0.0), seed=args.seed)
     epochs = recipe["epochs"]  # after any --epochs override, so a cosine schedule spans the real run
@@ -178,6 +190,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     _say(f"data: {data!r}", args.quiet)
     _say(f"model: {model!r}\n{trainer!r}", args.quiet)
+    if args.patience and not args.validation_split:
+        raise ConfigError("--patience needs a validation split to watch (--validation-split > 0).")
     callbacks = [EarlyStopping(patience=args.patience)] if args.patience else []
     started = time.perf_counter()
     history = trainer.fit(
@@ -240,7 +254,9 @@ def _read_inputs(path: str) -> np.ndarray:
             raise DataError(f"{path}: not a numeric CSV: {exc}") from exc
     else:
         raise ConfigError(f"{path}: expected a .npy or .csv file, got {p.suffix or 'no extension'!r}.")
-    if x.ndim != 2 or not np.isfinite(x).all():
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{path}: expected numbers, got an array of dtype {x.dtype}.")
+    if x.ndim != 2 or x.shape[0] == 0 or not np.isfinite(x).all():
         raise DataError(f"{path}: expected finite inputs of shape (m, n_features), got shape {x.shape}.")
     return x
 

@@ -282,13 +282,19 @@ def reshape(x: Array, shape: tuple[int, ...]) -> Array:
 
 
 def _transpose_vjp(g: Array, out: Array, x: Array, axes: Any = None) -> tuple[Array]:
-    return (g.transpose() if axes is None else g.transpose(tuple(np.argsort(axes))),)
+    if axes is None:
+        return (g.transpose(),)
+    return (g.transpose(tuple(np.argsort([a % x.ndim for a in axes]))),)  # negative axes too
 
 
 @primitive(
     _transpose_vjp,
     "dx = transpose(g, inverse(axes))",
-    [sample((3, 4)), sample((2, 3, 4), params={"axes": (1, 2, 0)})],
+    [
+        sample((3, 4)),
+        sample((2, 3, 4), params={"axes": (1, 2, 0)}),
+        sample((2, 3, 4), params={"axes": (-1, 0, 1)}),
+    ],
 )
 def transpose(x: Array, axes: Any = None) -> Array:
     """Permute axes (reverse them if ``axes`` is None); a view, no copy."""

@@ -4,9 +4,11 @@ One file holds everything: the weights (and optimizer state) as safetensors
 tensors, and in the safetensors header's metadata, as JSON strings, the
 architecture (``Sequential.config()``) and, for a checkpoint, the training
 state (epoch, history, optimizer hyper-parameters, RNG states). A SHA-256
-digest over the tensors and the JSON is stored too, so a truncated, altered or
-foreign file is rejected with a clear error. Loading parses JSON and raw
-arrays only: nothing in a file can execute code.
+digest over the tensors and the JSON is stored too, so a truncated, corrupted or
+foreign file is rejected with a clear error (a digest catches accidents, not a
+forger, who can recompute it: so every field is also validated on load, and a
+malformed one is a SerializationError, never a crash). Loading parses JSON and
+raw arrays only: nothing in a file can execute code.
 
 Writes are atomic: the file is written beside the target, flushed to disk,
 then renamed over it, so a crash mid-save leaves the previous file intact.
@@ -94,11 +96,32 @@ def _read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str
     return tensors, meta
 
 
-def _json(meta: dict[str, str], key: str, path: Any) -> Any:
+def _json(meta: dict[str, str], key: str, path: Any, kind: type = dict) -> Any:
     try:
-        return json.loads(meta[key])
-    except (KeyError, json.JSONDecodeError) as exc:
+        value = json.loads(meta[key])
+    except (KeyError, ValueError, RecursionError) as exc:
         raise SerializationError(f"{path}: metadata field {key!r} is missing or not JSON: {exc}.") from exc
+    if not isinstance(value, kind):
+        raise SerializationError(f"{path}: metadata field {key!r} should be a JSON {kind.__name__}.")
+    return value
+
+
+def _check_architecture(config: dict[str, Any], tensors: dict[str, np.ndarray], path: Any) -> None:
+    """Every Dense layer's sizes must match its stored weights, checked before allocating any."""
+    layers = config.get("layers")
+    if config.get("type") != "Sequential" or not isinstance(layers, list):
+        raise SerializationError(f"{path}: the architecture is not a Sequential model with a list of layers.")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            raise SerializationError(f"{path}: architecture layers[{i}] is not a JSON object.")
+        if layer.get("type") == "Dense":
+            w = tensors.get(f"model.layers.{i}.W")
+            expected = (layer.get("out_features"), layer.get("in_features"))
+            if w is None or tuple(w.shape) != expected:
+                got = None if w is None else tuple(w.shape)
+                raise SerializationError(
+                    f"{path}: layers[{i}] Dense expects W of shape {expected}, found {got}."
+                )
 
 
 def save(path: str | os.PathLike[str], model: Sequential, metadata: dict[str, Any] | None = None) -> None:
@@ -132,9 +155,11 @@ def load(path: str | os.PathLike[str]) -> Sequential:
         If the file is missing, truncated, altered, or not a chainrule model.
     """
     tensors, meta = _read(path)
+    config = _json(meta, "architecture", path)
+    _check_architecture(config, tensors, path)
     try:
-        model = from_config(_json(meta, "architecture", path))
-    except ConfigError as exc:
+        model = from_config(config)
+    except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise SerializationError(f"{path}: bad architecture: {exc}") from exc
     if not isinstance(model, Sequential):
         raise SerializationError(f"{path}: expected a Sequential model, found {type(model).__name__}.")
@@ -163,7 +188,9 @@ def save_checkpoint(path: str | os.PathLike[str], trainer: Trainer) -> None:
         "loss": {"name": trainer.loss.name, "reduction": trainer.loss.reduction},
         "batch_size": trainer.batch_size,
         "clip_norm": trainer.clip_norm,
-        "schedule": None if trainer.schedule is None else {"epoch": trainer.schedule.epoch},
+        "schedule": None
+        if trainer.schedule is None
+        else {"epoch": trainer.schedule.epoch, "base_lr": trainer.schedule.base_lr},
     }
     texts = {"architecture": json.dumps(trainer.model.config()), "training": json.dumps(state)}
     _save(path, tensors, texts)
@@ -174,8 +201,15 @@ def load_checkpoint(path: str | os.PathLike[str], schedule: Any = None) -> Train
 
     ``schedule`` must be the same schedule factory the run started with, if any.
     """
-    tensors, meta = _read(path)
-    state = _json(meta, "training", path)
+    state = _json(_read(path)[1], "training", path)
+    try:
+        return _resume(path, state, schedule)
+    except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SerializationError(f"{path}: bad training state: {exc!r}") from exc
+
+
+def _resume(path: Any, state: dict[str, Any], schedule: Any) -> Trainer:
+    tensors, _ = _read(path)
     model = load(path)
     opt = state["optimizer"]
     optimizer = get_optimizer(opt["name"], model.parameters(), lr=opt["lr"], **opt["options"])
@@ -196,10 +230,9 @@ def load_checkpoint(path: str | os.PathLike[str], schedule: Any = None) -> Train
     trainer.rng.bit_generator.state = state["rng"]
     model.set_rng_state(state["model_rng"])
     if trainer.schedule is not None and state["schedule"] is not None:
+        # the factory saw the saved (already decayed) lr: give the schedule its own state back
         trainer.schedule.epoch = int(state["schedule"]["epoch"])
-        trainer.schedule.base_lr = (
-            trainer.optimizer.lr if not trainer.schedule.epoch else trainer.schedule.base_lr
-        )
+        trainer.schedule.base_lr = float(state["schedule"].get("base_lr", trainer.optimizer.lr))
     return trainer
 
 

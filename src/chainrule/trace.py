@@ -9,10 +9,12 @@ plain arrays. The numbers are bit-for-bit those of the eager engine (a test
 checks it); only the bookkeeping is gone.
 
 What is baked into a trace, and so must not change between calls: the graph's
-structure, the shapes of ``x`` and ``y``, and every constant that is not ``x``,
-``y`` or a parameter's current ``data`` (read afresh on every call). Random
-masks (dropout) are constants, so a model with active dropout must not be
-traced; :class:`~chainrule.train.Trainer` falls back to the eager engine then.
+structure, which parameters require gradients, the shapes and dtypes of ``x``,
+``y`` and the parameters, the ops' parameters (a loss's reduction), and every
+constant that is not ``x``, ``y`` or a leaf's or watched tensor's current
+``data`` (read afresh on every call). Random masks (dropout) are constants, so a
+model with active dropout must not be traced; :class:`~chainrule.train.Trainer`
+falls back to the eager engine then, and keys its traces by all of the above.
 """
 
 from __future__ import annotations
@@ -26,7 +28,16 @@ from chainrule.backend import xp_of
 from chainrule.errors import ConfigError, GradientError
 from chainrule.tensor import Array, Tensor, _toposort, _unbroadcast, fresh
 
-_SLOT, _X, _Y, _CONST = 0, 1, 2, 3
+_SLOT, _X, _Y, _CONST, _LEAF = 0, 1, 2, 3, 4
+
+
+def _operand(kind: int, value: Any, x: Array, y: Array) -> Any:
+    """An op's input that is not a recorded value: the batch, or a constant, or a watched tensor."""
+    if kind == _Y:
+        return y
+    if kind == _X:
+        return x
+    return value.data if kind == _LEAF else value
 
 
 class TracedStep:
@@ -37,7 +48,12 @@ class TracedStep:
     """
 
     def __init__(
-        self, fn: Callable[[Tensor, Array], Tensor], params: Sequence[Tensor], x: Array, y: Array
+        self,
+        fn: Callable[[Tensor, Array], Tensor],
+        params: Sequence[Tensor],
+        x: Array,
+        y: Array,
+        watch: Sequence[Tensor] = (),
     ) -> None:
         x_t = Tensor(x, requires_grad=True)  # track everything derived from x, then drop its gradient
         root = fn(x_t, y)
@@ -51,7 +67,10 @@ class TracedStep:
         self.n = len(order)
         self.root = slot[id(root)]
         self.x_slot = slot[id(x_t)]
-        self.leaves = [(i, t) for i, t in enumerate(order) if t._node is None and id(t) in wanted]
+        # every leaf's data is read afresh on each call; only the wanted ones get a gradient
+        self.sources = [(i, t) for i, t in enumerate(order) if t._node is None and t is not x_t]
+        self.leaves = [(i, t) for i, t in self.sources if id(t) in wanted]
+        self.watched = {id(t) for t in watch}
         self.forward: list[tuple[int, Any, list[tuple[int, Any]], dict[str, Any], list[str]]] = []
         self.backward: list[
             tuple[int, Any, list[int | None], dict[str, Any], list[tuple[int, ...]], list[str]]
@@ -74,10 +93,11 @@ class TracedStep:
             self.backward.append((i, prim.vjp, targets, bparams, [p.shape for p in parents], y_keys))
         self.backward.reverse()
 
-    @staticmethod
-    def _arg(p: Tensor, slot: dict[int, int], x: Array, y: Array) -> tuple[int, Any]:
+    def _arg(self, p: Tensor, slot: dict[int, int], x: Array, y: Array) -> tuple[int, Any]:
         if id(p) in slot:
             return _SLOT, slot[id(p)]
+        if id(p) in self.watched:  # a frozen parameter: its data may be replaced between calls
+            return _LEAF, p
         if p.data is y:
             return _Y, None
         if p.data is x:
@@ -94,11 +114,11 @@ class TracedStep:
     def __call__(self, x: Array, y: Array) -> Array:
         vals: list[Any] = [None] * self.n
         vals[self.x_slot] = x
-        for i, leaf in self.leaves:
+        for i, leaf in self.sources:
             vals[i] = leaf.data
         calls = []  # the inputs of each op, reused by its rule
         for i, forward, args, params, y_keys in self.forward:
-            inputs = [vals[v] if k == _SLOT else (y if k == _Y else x if k == _X else v) for k, v in args]
+            inputs = [vals[v] if k == _SLOT else _operand(k, v, x, y) for k, v in args]
             if y_keys:
                 params = {**params, **dict.fromkeys(y_keys, y)}
             out = forward(*inputs, **params)
@@ -140,7 +160,13 @@ def _batch_sized(value: Any, m: int) -> bool:
     return shape is not None and len(shape) > 0 and shape[0] == m
 
 
-def trace(fn: Callable[[Tensor, Array], Tensor], params: Sequence[Tensor], x: Array, y: Array) -> TracedStep:
+def trace(
+    fn: Callable[[Tensor, Array], Tensor],
+    params: Sequence[Tensor],
+    x: Array,
+    y: Array,
+    watch: Sequence[Tensor] = (),
+) -> TracedStep:
     """Record ``fn(x, y) -> C`` once on example inputs; return a replayable :class:`TracedStep`.
 
     Parameters
@@ -151,8 +177,11 @@ def trace(fn: Callable[[Tensor, Array], Tensor], params: Sequence[Tensor], x: Ar
         The parameters whose gradients the step produces.
     x, y : arrays
         Example batch; later calls must have the same shapes and dtypes.
+    watch : sequence of Tensor
+        Tensors that need no gradient but whose ``data`` may be replaced between
+        calls (frozen parameters): read afresh on every call, not frozen.
     """
-    return TracedStep(fn, params, x, y)
+    return TracedStep(fn, params, x, y, watch)
 
 
 __all__ = ["TracedStep", "trace"]

@@ -14,6 +14,7 @@ and ``delta[L] = a[L] - y``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -61,7 +62,7 @@ def check_data(x: Any, y: Any, who: str = "fit") -> tuple[np.ndarray, np.ndarray
     DataError, ShapeError
         Naming ``who`` and what is wrong.
     """
-    x, y = backend.to_numpy(np.asarray(x)), backend.to_numpy(np.asarray(y))
+    x, y = np.asarray(backend.to_numpy(x)), np.asarray(backend.to_numpy(y))
     if x.ndim != 2:
         raise ShapeError(f"{who}: expected inputs of shape (m, n_features), got {x.shape}.")
     if x.shape[0] == 0:
@@ -133,6 +134,12 @@ class Trainer:
         self.loss = get_loss(loss)
         self.step_loss = fused(self.loss, model.output_activation) or self.loss
         self.logits = self.step_loss is not self.loss
+        if self.loss.from_logits and model.output_activation != "identity":
+            raise ConfigError(
+                f"Trainer: loss {self.loss.name!r} takes logits, but the model ends in "
+                f"{model.output_activation!r} (it would be applied twice); end the model with an "
+                "identity output, or use 'cross_entropy' / 'binary_cross_entropy', fused automatically."
+            )
         if isinstance(optimizer, str):
             optimizer = get_optimizer(optimizer, model.parameters(), lr=lr, **(optimizer_options or {}))
         self.optimizer = optimizer
@@ -162,8 +169,8 @@ class Trainer:
         cannot be traced (active dropout) runs on the eager engine.
         """
         step_fn = self._traced(xb, yb) if self.traced else None
+        self.optimizer.zero_grad()  # a frozen parameter must not keep a stale gradient
         if step_fn is None:
-            self.optimizer.zero_grad()
             cost = self._loss_of(Tensor(xb), yb)
             cost.backward()
             value = float(cost.data)
@@ -181,11 +188,13 @@ class Trainer:
 
     def _traced(self, xb: Any, yb: Any) -> TracedStep | None:
         """The trace for batches of this shape, recorded on first use; None if untraceable."""
-        key = (xb.shape, yb.shape, yb.dtype.str, self.model.training)
+        params = self.model.parameters()
+        key = (xb.shape, yb.shape, yb.dtype.str, self.model.training, self.step_loss.reduction)
+        key += tuple((p.requires_grad, p.dtype.str) for p in params)  # frozen or recast: trace anew
         if key not in self._traces:
             rng_state = self.model.rng_state()
             try:
-                self._traces[key] = trace(self._loss_of, self.optimizer.params, xb, yb)
+                self._traces[key] = trace(self._loss_of, self.optimizer.params, xb, yb, watch=params)
             except ConfigError:  # e.g. dropout masks: undo the draws the attempt made
                 self.model.set_rng_state(rng_state)
                 self._traces[key] = None
@@ -226,13 +235,18 @@ class Trainer:
                 yield x[idx], y[idx]
 
     def train_epoch(self, x: Any, y: Any, shuffle: bool = True) -> float:
-        """One pass over the data; returns the mean batch loss (weighted by batch size)."""
+        """One pass over the data; returns the epoch's loss on the scale ``evaluate`` reports.
+
+        With ``reduction="mean"`` that is the mean over examples (batch losses weighted
+        by batch size); with ``reduction="sum"`` the sum over all examples.
+        """
         self.model.train()
+        mean = self.step_loss.reduction == "mean"
         total, seen = 0.0, 0
         for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
-            total += self.train_step(xb, yb, step) * xb.shape[0]
+            total += self.train_step(xb, yb, step) * (xb.shape[0] if mean else 1)
             seen += xb.shape[0]
-        return total / seen
+        return total / seen if mean else total
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -255,7 +269,8 @@ class Trainer:
         validation_data : (x_val, y_val), optional
         validation_split : float
             Fraction of ``(x, y)`` held out for validation (a cut seeded by ``seed``, the same
-            on every call, so a resumed run validates on the same examples; not stratified).
+            on every call, so a resumed run validates on the same examples; stratified for
+            class labels).
         verbose : int
             0 silent; 1 a tqdm progress bar over epochs with the metrics.
         """
@@ -357,7 +372,7 @@ def fit(
     >>> h["accuracy"][-1] > 0.9
     True
     """
-    trainer_keys = {"clip_norm", "schedule", "optimizer_options"}
+    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "traced"}
     trainer = Trainer(
         model,
         loss,
@@ -370,12 +385,25 @@ def fit(
     return trainer.fit(x, y, epochs, **{k: v for k, v in options.items() if k not in trainer_keys})
 
 
+@contextlib.contextmanager
+def _evaluating(model: Sequential, x: Any, who: str) -> Iterator[None]:
+    """Eval mode and no graph for the block; the model's previous mode is restored after it."""
+    if x.shape[0] == 0:
+        raise DataError(f"{who}: no examples (0 rows).")
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
 def predict(model: Sequential, x: Any, batch_size: int = 1024) -> np.ndarray:
     """Outputs ``a[L]`` for inputs ``x`` of shape ``(m, n[0])``, in eval mode, as NumPy."""
-    model.eval()
     dtype = model.parameters()[0].dtype
     x = backend.asarray(np.asarray(backend.to_numpy(x)).astype(dtype, copy=False))
-    with no_grad():
+    with _evaluating(model, x, "predict"):
         parts = [model(x[i : i + batch_size]).numpy() for i in range(0, x.shape[0], batch_size)]
     return np.concatenate(parts)
 
@@ -384,9 +412,8 @@ def evaluate(model: Sequential, x: Any, y: Any, loss: str | Loss, batch_size: in
     """Mean loss (and accuracy for classification) over ``(x, y)``, without gradients."""
     loss = get_loss(loss)
     step_loss = fused(loss, model.output_activation)
-    model.eval()
     total, outputs = 0.0, []
-    with no_grad():
+    with _evaluating(model, x, "evaluate"):
         for i in range(0, x.shape[0], batch_size):
             xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             out = model(xb, logits=step_loss is not None)
