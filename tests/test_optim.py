@@ -205,3 +205,15 @@ def test_clip_grad_norm_matches_torch(max_norm: float, rel_err) -> None:
     assert total == pytest.approx(math.sqrt(sum((g**2).sum() for g in grads)), rel=1e-14)
     for p, t in zip(ours, theirs, strict=True):
         assert rel_err(p.grad, t.grad.numpy()) < 1e-14
+
+
+def test_bad_options_are_config_errors() -> None:
+    from chainrule.errors import ConfigError
+    from chainrule.optim import get_optimizer
+    from chainrule.tensor import Tensor
+
+    w = Tensor(np.zeros(2), requires_grad=True)
+    with pytest.raises(ConfigError, match=r"SGD: bad option in \['bogus'\]"):
+        get_optimizer("sgd", [w], bogus=1)
+    with pytest.raises(ConfigError, match=r"RMSprop: need 0 <= alpha < 1, eps > 0 and momentum >= 0"):
+        get_optimizer("rmsprop", [w], alpha=1.5)

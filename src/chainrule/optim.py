@@ -236,6 +236,11 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(params, lr, weight_decay)
+        if not 0.0 <= alpha < 1.0 or eps <= 0 or momentum < 0:
+            raise ConfigError(
+                f"RMSprop: need 0 <= alpha < 1, eps > 0 and momentum >= 0, got alpha={alpha}, "
+                f"eps={eps}, momentum={momentum}."
+            )
         self.rho, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
         self.options = {
             "alpha": self.rho,
@@ -267,7 +272,10 @@ def get_optimizer(name: str, params: Iterable[Tensor], **options: Any) -> Optimi
         cls = OPTIMIZERS[name]
     except KeyError:
         raise ConfigError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}.") from None
-    return cls(params, **options)
+    try:
+        return cls(params, **options)
+    except TypeError as exc:  # an unknown keyword: name the optimizer and the option
+        raise ConfigError(f"{cls.__name__}: bad option in {sorted(options)}: {exc}.") from None
 
 
 # -------------------------------------------------------------- schedules
