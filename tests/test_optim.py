@@ -116,10 +116,11 @@ def test_state_dict_round_trip() -> None:
     opt.step()
     state = opt.state_dict()
     assert state["name"] == "adam" and state["steps"] == 1 and set(state["arrays"]) == {"0.m", "0.v"}
+    assert state["counters"] == {"0.step": 1}
     b = param([1.0, 2.0])
     opt2 = Adam([b], lr=1.0)
     opt2.load_state_dict(state)
-    assert opt2.lr == 0.01 and opt2.steps == 1
+    assert opt2.lr == 0.01 and opt2.steps == 1 and opt2.state[0]["step"] == 1
     np.testing.assert_array_equal(opt2.state[0]["m"], opt.state[0]["m"])
 
 
@@ -217,3 +218,23 @@ def test_bad_options_are_config_errors() -> None:
         get_optimizer("sgd", [w], bogus=1)
     with pytest.raises(ConfigError, match=r"RMSprop: need 0 <= alpha < 1, eps > 0 and momentum >= 0"):
         get_optimizer("rmsprop", [w], alpha=1.5)
+
+
+def test_adam_counts_steps_per_parameter_like_torch() -> None:
+    """A parameter without a gradient on some step keeps its own bias-correction count."""
+    from chainrule.optim import Adam
+    from chainrule.tensor import Tensor
+
+    rng = np.random.default_rng(0)
+    w0, v0 = rng.standard_normal(3), rng.standard_normal(3)
+    w, v = Tensor(w0.copy(), requires_grad=True), Tensor(v0.copy(), requires_grad=True)
+    tw, tv = torch.tensor(w0.copy(), requires_grad=True), torch.tensor(v0.copy(), requires_grad=True)
+    ours, theirs = Adam([w, v], lr=0.1), torch.optim.Adam([tw, tv], lr=0.1)
+    for step in range(4):
+        g = rng.standard_normal(3)
+        w.grad, tw.grad = g.copy(), torch.tensor(g)
+        v.grad, tv.grad = (None, None) if step == 0 else (g.copy(), torch.tensor(g))
+        ours.step()
+        theirs.step()
+    np.testing.assert_allclose(w.data, tw.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(v.data, tv.detach().numpy(), rtol=1e-12)

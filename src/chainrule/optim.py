@@ -72,14 +72,18 @@ class Optimizer:
         return g + self.weight_decay * w if self.weight_decay else g
 
     def state_dict(self) -> dict[str, Any]:
-        """Name, hyper-parameters (``options``), step count and per-parameter arrays, for checkpoints."""
-        arrays = {f"{i}.{k}": v for i, s in enumerate(self.state) for k, v in s.items()}
+        """Name, hyper-parameters (``options``), step counts and per-parameter arrays, for checkpoints.
+
+        Per-parameter integers (Adam's step count) go to ``counters`` (JSON), arrays to ``arrays``.
+        """
+        items = [(f"{i}.{k}", v) for i, s in enumerate(self.state) for k, v in s.items()]
         return {
             "name": self.name,
             "lr": self.lr,
             "options": self.options,
             "steps": self.steps,
-            "arrays": arrays,
+            "counters": {key: v for key, v in items if isinstance(v, int)},
+            "arrays": {key: v for key, v in items if not isinstance(v, int)},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -90,6 +94,9 @@ class Optimizer:
         for key, value in state["arrays"].items():
             i, k = key.split(".", 1)
             self.state[int(i)][k] = backend.to_device(value, backend.get_backend())
+        for key, count in state.get("counters", {}).items():
+            i, k = key.split(".", 1)
+            self.state[int(i)][k] = int(count)
 
 
 def _descend(w: Array, lr: float, g: Array, scratch: dict[int, Array]) -> None:
@@ -149,7 +156,7 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba), with L2 weight decay added to the gradient.
 
-    Math (step ``t``, ``g = dC/dW + lambda W``)::
+    Math (step ``t`` of this parameter, ``g = dC/dW + lambda W``)::
 
         m := b1 m + (1 - b1) g;  v := b2 v + (1 - b2) g^2
         W := W - alpha (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
@@ -187,7 +194,9 @@ class Adam(Optimizer):
             g = self._decayed(w, g)
         if "m" not in state:
             state["m"], state["v"] = xp.zeros_like(w), xp.zeros_like(w)
-        m, v, t = state["m"], state["v"], self.steps
+        t = int(state.get("step", 0)) + 1  # per parameter, as torch.optim counts
+        state["step"] = t
+        m, v = state["m"], state["v"]
         m *= self.b1
         m += (1 - self.b1) * g
         v *= self.b2
