@@ -162,18 +162,29 @@ def _describe(prim: Primitive, datas: Sequence[Array], params: dict[str, Any], e
     return f"{prim.name}: cannot apply to inputs [{inputs}]{extra}: {exc}"
 
 
-def _unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
+def _unbroadcast(g: Array, shape: tuple[int, ...], who: str = "unbroadcast") -> Array:
     """Sum ``g`` over the axes that broadcasting added or stretched, to ``shape``.
 
     Math: if ``x`` of shape ``shape`` was broadcast to ``g.shape``, then
     ``dC/dx = sum of g over every broadcast axis`` (keeping stretched size-1 axes).
+
+    Raises
+    ------
+    ShapeError
+        If ``g`` cannot be reduced to ``shape`` (a rule of ``who`` returned a wrong shape).
     """
+    if g.shape == shape:
+        return g
     lead = g.ndim - len(shape)
     if lead > 0:
         g = g.sum(axis=tuple(range(lead)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     if stretched:
         g = g.sum(axis=stretched, keepdims=True)
+    if g.shape != shape:
+        raise ShapeError(
+            f"{who}: VJP rule returned a gradient of shape {g.shape} for an input of shape {shape}."
+        )
     return g
 
 
@@ -414,13 +425,7 @@ def _run_backward(root: Tensor, seed: Array) -> None:
         for p, gp in zip(parents, in_grads, strict=True):
             if gp is None or not p.requires_grad:
                 continue
-            if gp.shape != p.data.shape:
-                gp = _unbroadcast(gp, p.data.shape)
-                if gp.shape != p.data.shape:
-                    raise ShapeError(
-                        f"{prim.name}: VJP rule returned a gradient of shape "
-                        f"{tuple(gp.shape)} for an input of shape {p.shape}."
-                    )
+            gp = _unbroadcast(gp, p.data.shape, prim.name)
             key = id(p)
             grads[key] = grads[key] + gp if key in grads else gp
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from chainrule.backend import xp_of
 from chainrule.errors import ConfigError, GradientError
-from chainrule.tensor import Array, Tensor, _toposort, _unbroadcast, fresh
+from chainrule.tensor import Array, Tensor, _owner, _toposort, _unbroadcast, fresh
 
 _SLOT, _X, _Y, _CONST, _LEAF = 0, 1, 2, 3, 4
 
@@ -73,7 +73,7 @@ class TracedStep:
         self.watched = {id(t) for t in watch}
         self.forward: list[tuple[int, Any, list[tuple[int, Any]], dict[str, Any], list[str]]] = []
         self.backward: list[
-            tuple[int, Any, list[int | None], dict[str, Any], list[tuple[int, ...]], list[str]]
+            tuple[int, str, Any, list[int | None], dict[str, Any], list[tuple[int, ...]], list[str]]
         ] = []
         for i, t in enumerate(order):
             if t._node is None:
@@ -90,7 +90,9 @@ class TracedStep:
             self.forward.append((i, prim.forward, args, dict(params_), y_keys))
             targets = [slot[id(p)] if id(p) in slot and p is not x_t else None for p in parents]
             bparams = {**params_, "needs": tuple(s is not None for s in targets)} if prim.masked else params_
-            self.backward.append((i, prim.vjp, targets, bparams, [p.shape for p in parents], y_keys))
+            self.backward.append(
+                (i, prim.name, prim.vjp, targets, bparams, [p.shape for p in parents], y_keys)
+            )
         self.backward.reverse()
 
     def _arg(self, p: Tensor, slot: dict[int, int], x: Array, y: Array) -> tuple[int, Any]:
@@ -131,7 +133,7 @@ class TracedStep:
         grads: list[Any] = [None] * self.n
         grads[self.root] = xp_of(vals[self.root]).ones_like(vals[self.root])
         owned: dict[int, Array] = {}  # owners of the gradients given to rules (see tensor.fresh)
-        for (i, vjp, targets, params, shapes, y_keys), inputs in zip(
+        for (i, name, vjp, targets, params, shapes, y_keys), inputs in zip(
             self.backward, reversed(calls), strict=True
         ):
             g = grads[i]
@@ -140,14 +142,12 @@ class TracedStep:
                 continue
             if y_keys:
                 params = {**params, **dict.fromkeys(y_keys, y)}
-            owner = g if g.base is None else g.base
-            owned[id(owner)] = owner
+            owned[id(_owner(g))] = _owner(g)  # as the eager driver: g may be handed on as is
             in_grads = vjp(g, vals[i], *inputs, **params)
             for s, gp, shape in zip(targets, in_grads, shapes, strict=True):
                 if s is None or gp is None:
                     continue
-                if gp.shape != shape:
-                    gp = _unbroadcast(gp, shape)
+                gp = _unbroadcast(gp, shape, name)
                 grads[s] = gp if grads[s] is None else grads[s] + gp
         for i, leaf in self.leaves:
             leaf.grad = None if grads[i] is None else fresh(grads[i], owned)
