@@ -117,6 +117,30 @@ def softmax(z: Tensor) -> Tensor:
     return ops.softmax(z, axis=-1)
 
 
+def check_labels(labels: Any, n_classes: int, who: str = "labels") -> Any:
+    """``labels`` if they are 1-D integers in ``0 .. n_classes - 1``, else an error naming the first bad one.
+
+    Raises
+    ------
+    ConfigError
+        ``n_classes < 1``.
+    DataError
+        Labels not 1-D integers, or out of range.
+    """
+    if n_classes < 1:
+        raise ConfigError(f"{who}: n_classes must be >= 1, got {n_classes}.")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise DataError(f"{who}: expected 1-D integer labels, got shape {labels.shape} dtype {labels.dtype}.")
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        i = int(bad.argmax())
+        raise DataError(
+            f"{who}: labels[{i}] = {int(labels[i])} is out of range for n_classes={n_classes} "
+            f"(expected 0 .. {n_classes - 1})."
+        )
+    return labels
+
+
 def one_hot(labels: Any, n_classes: int, dtype: Any = np.float32, who: str = "one_hot") -> Any:
     """Rows ``e_label`` of length ``n_classes`` for integer ``labels``, on the labels' backend.
 
@@ -136,19 +160,8 @@ def one_hot(labels: Any, n_classes: int, dtype: Any = np.float32, who: str = "on
     array([[0., 0., 1.],
            [1., 0., 0.]], dtype=float32)
     """
-    if n_classes < 1:
-        raise ConfigError(f"{who}: n_classes must be >= 1, got {n_classes}.")
     xp = backend.xp_of(labels)
-    labels = xp.asarray(labels)
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise DataError(f"{who}: expected 1-D integer labels, got shape {labels.shape} dtype {labels.dtype}.")
-    bad = (labels < 0) | (labels >= n_classes)
-    if bad.any():
-        i = int(bad.argmax())
-        raise DataError(
-            f"{who}: labels[{i}] = {int(labels[i])} is out of range for n_classes={n_classes} "
-            f"(expected 0 .. {n_classes - 1})."
-        )
+    labels = check_labels(xp.asarray(labels), n_classes, who)
     out = xp.zeros((labels.shape[0], n_classes), dtype=dtype)
     out[xp.arange(labels.shape[0]), labels] = 1
     return out
@@ -173,6 +186,7 @@ __all__ = [
     "get_activation",
     "identity",
     "leaky_relu",
+    "check_labels",
     "linear",
     "one_hot",
     "relu",

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from chainrule import backend, ops
 from chainrule.errors import ConfigError, ShapeError
-from chainrule.functional import one_hot
+from chainrule.functional import check_labels, one_hot
 from chainrule.tensor import Tensor
 
 LOSSES: dict[str, type[Loss]] = {}
@@ -190,9 +190,7 @@ class SoftmaxCrossEntropy(Loss):
         if getattr(y, "ndim", 0) == 1 and y.dtype.kind in "iu" and output.data.ndim == 2:
             k = output.data.shape[1]
             if y.shape[0] == output.data.shape[0] and k > 1:
-                if y.size and (int(y.min()) < 0 or int(y.max()) >= k):
-                    one_hot(y, k, who=repr(self))  # raises the range error, naming the label
-                return y
+                return check_labels(y, k, who=repr(self))
         return super().targets(output, target)
 
     def __call__(self, output: Tensor, target: Any) -> Tensor:

@@ -8,8 +8,8 @@ a fixed contract,
 
 where ``g = dC/dout`` has the shape of ``out``. A rule that also takes a
 ``needs`` keyword (``linear``, ``matmul``) is told which inputs want a
-gradient, and returns None for the others instead of computing them. Rules return gradients in the
-*broadcast* shape when that is simpler; the driver in :mod:`chainrule.tensor`
+gradient, and returns None for the others instead of computing them. Rules
+return gradients in the *broadcast* shape when that is simpler; the driver in :mod:`chainrule.tensor`
 reduces them to each input's shape. Arrays come from the active backend and
 every function below asks :func:`chainrule.backend.xp_of` for its namespace,
 so the same table runs on NumPy and on CuPy.
