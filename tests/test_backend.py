@@ -8,6 +8,10 @@ skipped cleanly without CuPy or without a GPU.
 from __future__ import annotations
 
 import builtins
+import os
+import platform
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -15,7 +19,9 @@ import pytest
 
 import chainrule as cr
 from chainrule import backend, ops
+from chainrule.layers import mlp
 from chainrule.tensor import Tensor
+from chainrule.train import Trainer
 
 
 def test_numpy_is_the_default() -> None:
@@ -192,3 +198,54 @@ def test_training_on_cupy_matches_numpy(rng: np.random.Generator) -> None:
             finals.append([backend.to_numpy(p.data) for p in model.parameters()])
     for a, b in zip(*finals, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------ allocator
+_KEPT_AFTER_FREE = """
+import ctypes, sys
+import numpy as np
+from chainrule import backend
+
+class Mallinfo2(ctypes.Structure):
+    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = [(n, ctypes.c_size_t) for n in names.split()]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Mallinfo2
+took = backend.keep_freed_memory()
+assert backend.keep_freed_memory() is took  # once per process
+a = np.ones(4 << 20, dtype=np.uint8)  # 4 MiB: above glibc's default mmap threshold
+in_mmap = libc.mallinfo2().hblkhd
+del a
+info = libc.mallinfo2()
+print(took, in_mmap >= 4 << 20, info.fordblks >= 4 << 20)
+"""
+
+
+def _run_child(code: str, **env: str) -> str:
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    child_env.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc malloc only"
+)
+def test_keep_freed_memory_keeps_a_freed_array_for_reuse() -> None:
+    # tuned: the 4 MiB array comes from the heap and its memory stays there once freed
+    assert _run_child(_KEPT_AFTER_FREE) == "True False True"
+    # switched off: glibc's default serves it by mmap and returns it to the OS
+    assert _run_child(_KEPT_AFTER_FREE, CHAINRULE_KEEP_FREED_MEMORY="0") == "False True False"
+    # a user's own malloc settings win
+    assert _run_child(_KEPT_AFTER_FREE, MALLOC_TRIM_THRESHOLD_="131072").startswith("False")
+
+
+def test_trainer_asks_for_freed_memory_reuse(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(backend, "keep_freed_memory", lambda: calls.append(1) or True)
+    Trainer(mlp([2, 3, 2], "relu", "softmax", seed=0), "cross_entropy")
+    assert calls == [1]

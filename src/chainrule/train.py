@@ -113,6 +113,9 @@ class Trainer:
     traced : bool
         Replay a trace of the step (:mod:`chainrule.trace`) instead of rebuilding
         the graph every step: the same numbers, less Python work.
+
+    Constructing a Trainer calls :func:`chainrule.backend.keep_freed_memory` (once per
+    process; ``CHAINRULE_KEEP_FREED_MEMORY=0`` turns it off).
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class Trainer:
         self.history = History()
         self.stop = False
         self.traced = traced
+        backend.keep_freed_memory()  # steps reuse freed memory instead of faulting it in anew
         self._traces: dict[tuple[Any, ...], TracedStep | None] = {}
 
     def __repr__(self) -> str:
