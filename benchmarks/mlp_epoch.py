@@ -205,6 +205,39 @@ class HandNumpy(Runner):
         return [(w.copy(), b.copy()) for w, b in self.params]
 
 
+class GemmOnly(Runner):
+    """Only the matrix products of each step, in NumPy: a floor for any NumPy-based engine.
+
+    The same 8 products per step as :class:`HandNumpy` (3 forward, 3 ``dC/dW``, 2
+    ``delta @ W``), on the same shapes, with no activation, loss, bias or update.
+    The weights never change, so it takes no part in the agreement check.
+    """
+
+    name = "gemm-only"
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int) -> None:
+        self.x, self.batch = x, batch
+        self.params: Weights = []
+
+    def reset(self, init: Weights) -> None:
+        self.params = [(w.copy(), b.copy()) for w, b in init]
+
+    def epoch(self) -> None:
+        for start in range(0, self.x.shape[0], self.batch):
+            activations = [self.x[start : start + self.batch]]
+            for w, _ in self.params:
+                activations.append(activations[-1] @ w.T)
+            delta = activations.pop()
+            for i in range(len(self.params) - 1, -1, -1):
+                w = self.params[i][0]
+                delta.T @ activations[i]
+                if i > 0:
+                    delta = delta @ w
+
+    def weights(self) -> Weights:
+        return [(w.copy(), b.copy()) for w, b in self.params]
+
+
 class _Jax(Runner):
     """Shared JAX pieces: the loss, the jitted step, host copies of the weights."""
 
@@ -341,10 +374,12 @@ RUNNERS: dict[str, Callable[[np.ndarray, np.ndarray, int], Runner]] = {
     "chainrule": Chainrule,
     "torch": Torch,
     "numpy": HandNumpy,
+    "gemm-only": GemmOnly,
     "jax-step": JaxStep,
     "jax-scan": JaxScan,
     "sklearn": Sklearn,
 }
+FLOORS = {"gemm-only"}  # reference timings, not trainers: no agreement check
 NEEDS = {"torch": "torch", "jax-step": "jax", "jax-scan": "jax", "sklearn": "sklearn"}
 
 
@@ -372,6 +407,8 @@ def agreement(results: dict[str, Weights], reference: str) -> dict[str, float]:
     ref = results[reference]
     out = {}
     for name, weights in results.items():
+        if name in FLOORS:
+            continue
         worst = 0.0
         for (w, b), (w_ref, b_ref) in zip(weights, ref, strict=True):
             for p, p_ref in ((w, w_ref), (b, b_ref)):
