@@ -586,7 +586,7 @@ def softmax_cross_entropy_labels(z: Array, labels: Array, reduction: str = "none
     examples inside the op (one op per step instead of two).
     """
     xp = xp_of(z)
-    per_example = -(z - _lse(z, -1, True))[xp.arange(z.shape[0]), labels]
+    per_example = _lse(z, -1, False) - z[xp.arange(z.shape[0]), labels]  # gather, then one (m,) subtract
     if reduction == "none":
         return per_example
     return per_example.mean() if reduction == "mean" else per_example.sum()
