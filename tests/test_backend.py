@@ -249,3 +249,41 @@ def test_trainer_asks_for_freed_memory_reuse(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(backend, "keep_freed_memory", lambda: calls.append(1) or True)
     Trainer(mlp([2, 3, 2], "relu", "softmax", seed=0), "cross_entropy")
     assert calls == [1]
+
+
+# ------------------------------------------------------------ axpy
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_axpy_is_y_plus_alpha_x_in_place(rng: np.random.Generator, dtype: Any, order: str) -> None:
+    x = np.asarray(rng.normal(size=(96, 80)), dtype=dtype, order=order)
+    y = np.asarray(rng.normal(size=(96, 80)), dtype=dtype, order=order)
+    expected = y + dtype(-0.3) * x
+    buffer = y.ctypes.data
+    backend.axpy(-0.3, x, y)
+    assert y.ctypes.data == buffer and y.dtype == dtype  # in place, no promotion
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(y, expected, rtol=4 * eps, atol=4 * eps * np.abs(x).max())
+
+
+def test_axpy_mixed_layouts_and_small_arrays_take_numpy(rng: np.random.Generator) -> None:
+    x = np.asfortranarray(rng.normal(size=(96, 80)).astype(np.float32))
+    y = np.ascontiguousarray(rng.normal(size=(96, 80)).astype(np.float32))  # same shape, other order
+    expected = y + np.float32(2.0) * x
+    backend.axpy(2.0, x, y)
+    np.testing.assert_array_equal(y, expected)  # the NumPy path: exact
+    small_x, small_y = np.arange(5.0), np.ones(5)
+    backend.axpy(0.5, small_x, small_y)
+    np.testing.assert_array_equal(small_y, 1 + 0.5 * np.arange(5.0))
+    view = np.ones(8192, dtype=np.float32)  # overlapping operands never reach BLAS
+    backend.axpy(1.0, view[:4096], view[2048:6144])  # BLAS would read entries it already wrote
+    assert view[2048:6144].tolist() == [2.0] * 4096
+
+
+def test_axpy_finds_numpys_openblas_where_numpy_ships_it() -> None:
+    from threadpoolctl import threadpool_info
+
+    if not any("scipy_openblas64" in i["filepath"] for i in threadpool_info()):
+        pytest.skip("this NumPy is not built on scipy-openblas64: the NumPy path is used")
+    assert backend._blas_axpy(np.float32) is not None
+    assert backend._blas_axpy(np.float64) is not None
+    assert backend._blas_axpy(np.int64) is None

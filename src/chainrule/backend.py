@@ -145,6 +145,82 @@ def scatter_add(target: Any, index: Any, values: Any) -> None:
         cupyx.scatter_add(target, index, values)
 
 
+_AXPY_MIN = 1 << 12  # below this, the ctypes call costs more than NumPy's two passes
+
+
+def axpy(alpha: float, x: Any, y: Any) -> None:
+    """``y += alpha * x`` in place: one pass over memory, like ``torch.Tensor.add_(x, alpha=)``.
+
+    NumPy has no fused multiply-add over arrays: ``y -= lr * g`` reads ``g``, writes a
+    temporary, reads it back and writes ``y``. An SGD step on a 784x256 weight spends
+    2.5x longer that way than BLAS's ``axpy`` does (13 vs 36 us, warm), so float32/64
+    arrays of at least 4096 entries with the same shape and memory order go to the
+    ``?axpy`` of the OpenBLAS that NumPy itself loads (found with threadpoolctl; the
+    ILP64 ``...axpy64_`` symbols of NumPy's wheels, checked once on a known input).
+    Anything else (CuPy, other BLAS builds, mixed layouts, small arrays) takes the
+    NumPy path. The two can differ in the last bit (``axpy`` may fuse the multiply-add).
+    """
+    fast = _blas_axpy(y.dtype) if isinstance(y, np.ndarray) and isinstance(x, np.ndarray) else None
+    if (
+        fast is not None
+        and y.size >= _AXPY_MIN
+        and x.dtype == y.dtype
+        and x.shape == y.shape
+        and y.flags.writeable
+        and (
+            (x.flags.c_contiguous and y.flags.c_contiguous) or (x.flags.f_contiguous and y.flags.f_contiguous)
+        )
+        and (x is y or not np.may_share_memory(x, y))
+    ):
+        fast(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+    else:
+        y += alpha * x
+
+
+def _blas_axpy(dtype: Any) -> Any:
+    """NumPy's BLAS ``saxpy``/``daxpy`` for ``dtype`` through ctypes, or None (found once)."""
+    found: dict[str, Any] = _state.setdefault("axpy", {})
+    char = np.dtype(dtype).char
+    if char not in found:
+        found[char] = _load_axpy(char) if char in "fd" else None
+    return found[char]
+
+
+def _load_axpy(char: str) -> Any:
+    try:
+        from threadpoolctl import threadpool_info
+
+        paths = [i["filepath"] for i in threadpool_info() if i.get("internal_api") == "openblas"]
+    except Exception:  # threadpoolctl absent or unable to inspect this platform
+        return None
+    real = ctypes.c_float if char == "f" else ctypes.c_double
+    letter = "s" if char == "f" else "d"
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in (f"scipy_cblas_{letter}axpy64_", f"cblas_{letter}axpy64_"):  # 64_: 64-bit ints
+            fn = getattr(lib, name, None)
+            if fn is None:
+                continue
+            fn.argtypes = [
+                ctypes.c_int64,
+                real,
+                ctypes.c_void_p,
+                ctypes.c_int64,
+                ctypes.c_void_p,
+                ctypes.c_int64,
+            ]
+            fn.restype = None
+            x = np.arange(1, 41, dtype=char)
+            y = np.ones(40, dtype=char)
+            fn(40, 2.0, x.ctypes.data, 1, y.ctypes.data, 1)
+            if np.array_equal(y, 1 + 2 * x):  # the right library, the right integer width
+                return fn
+    return None
+
+
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 _MALLOC_ENV = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 
@@ -188,6 +264,7 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 
 __all__ = [
     "BACKENDS",
     "asarray",
+    "axpy",
     "get_backend",
     "is_array",
     "keep_freed_memory",

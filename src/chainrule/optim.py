@@ -47,7 +47,6 @@ class Optimizer:
         self.steps = 0
         self.state: list[dict[str, Array]] = [{} for _ in self.params]
         self.options: dict[str, Any] = {"weight_decay": self.weight_decay}  # constructor keywords
-        self._scratch: dict[int, Array] = {}  # per-parameter buffers for in-place updates
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay})"
@@ -99,13 +98,9 @@ class Optimizer:
             self.state[int(i)][k] = int(count)
 
 
-def _descend(w: Array, lr: float, g: Array, scratch: dict[int, Array]) -> None:
-    """``w -= lr g`` in place, through a scratch buffer kept per parameter (no temporary per step)."""
-    buf = scratch.get(id(w))
-    if buf is None or buf.shape != w.shape or buf.dtype != w.dtype:
-        buf = scratch[id(w)] = backend.xp_of(w).empty_like(w)
-    backend.xp_of(w).multiply(g, lr, out=buf, casting="unsafe")
-    w -= buf
+def _descend(w: Array, lr: float, g: Array) -> None:
+    """``w -= lr g`` in place, in one pass where the BLAS allows (:func:`chainrule.backend.axpy`)."""
+    backend.axpy(-lr, g, w)
 
 
 class SGD(Optimizer):
@@ -150,7 +145,7 @@ class SGD(Optimizer):
                 v *= self.momentum
                 v += g
             g = g + self.momentum * v if self.nesterov else v
-        _descend(w, self.lr, g, self._scratch)
+        _descend(w, self.lr, g)
 
 
 class Adam(Optimizer):
