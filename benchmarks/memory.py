@@ -11,6 +11,12 @@ inflate the next's peak) under :mod:`tracemalloc`, which sees NumPy's array
 buffers. The data and the model are built first; the peak is reset; then one
 epoch runs. Nothing here is timed.
 
+The resident set is reported too (Linux: ``VmRSS`` before the epoch, ``VmHWM``
+after it, the high-water mark reset through ``/proc/self/clear_refs``): the
+Trainer asks malloc to keep freed memory for reuse
+(:func:`chainrule.backend.keep_freed_memory`), and that shows in the RSS, not in
+tracemalloc's count.
+
 Modes
 -----
 epoch   ``Trainer.train_epoch(x, y)`` (shuffled, as in ``fit``)
@@ -40,6 +46,24 @@ TARGET = 1.5
 MODES = ("epoch", "fit", "numpy")
 
 
+def _proc_status_kib(field: str) -> float:
+    """A ``kB`` field of ``/proc/self/status`` (NaN off Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _reset_peak_rss() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    except OSError:
+        pass
+
+
 def measure(mode: str, batch: int, samples: int) -> dict[str, Any]:
     """Peak traced bytes of one epoch in ``mode``, and the bytes training must hold."""
     tracemalloc.start()
@@ -62,6 +86,8 @@ def measure(mode: str, batch: int, samples: int) -> dict[str, Any]:
         params = [p.data for p in model.parameters()]
     before, _ = tracemalloc.get_traced_memory()
     tracemalloc.reset_peak()
+    _reset_peak_rss()
+    rss_before = _proc_status_kib("VmRSS")
     if mode == "numpy":
         runner.epoch()
     elif mode == "epoch":
@@ -70,6 +96,7 @@ def measure(mode: str, batch: int, samples: int) -> dict[str, Any]:
         trainer.fit(x, y, epochs=1, verbose=0)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    rss_growth = (_proc_status_kib("VmHWM") - rss_before) * 1024
     if mode != "numpy":
         state = [a for s in trainer.optimizer.state for a in s.values() if hasattr(a, "nbytes")]
     param_bytes = sum(a.nbytes for a in params)
@@ -79,7 +106,7 @@ def measure(mode: str, batch: int, samples: int) -> dict[str, Any]:
         "grads": param_bytes,
         "state": sum(a.nbytes for a in state),
     }
-    return {"mode": mode, "batch": batch, "before": before, "peak": peak, **needed}
+    return {"mode": mode, "batch": batch, "before": before, "peak": peak, "rss_growth": rss_growth, **needed}
 
 
 def run_child(mode: str, batch: int, samples: int) -> dict[str, Any]:
@@ -131,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                     needed / mib,
                     r["peak"] / mib,
                     (r["peak"] - r["before"]) / mib,
+                    r["rss_growth"] / mib,
                     ratio,
                 ]
             )
@@ -144,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "needed MiB",
         "peak MiB",
         "peak - start MiB",
+        "RSS growth MiB",
         "peak / needed",
     ]
     print(f"\n### peak traced memory of one epoch, {args.samples} samples, MLP 784-256-128-10, SGD\n")
