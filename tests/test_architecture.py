@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "chainrule"
 LEVELS: dict[str, int] = {
     "errors": 0,
     **dict.fromkeys(["backend", "tensor_api"], 1),
-    "tensor": 2,
+    **dict.fromkeys(["tensor", "kernels"], 2),
     **dict.fromkeys(["ops", "autograd", "trace"], 3),
     **dict.fromkeys(["functional", "init", "gradcheck"], 4),
     **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics"], 5),

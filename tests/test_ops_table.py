@@ -55,6 +55,9 @@ TORCH_REFS: dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tenso
     "power": lambda t, p: torch.pow(t[0], t[1]),
     "matmul": lambda t, p: torch.matmul(t[0], t[1]),
     "linear": lambda t, p: tnf.linear(t[0], t[1], t[2] if len(t) > 2 else None),
+    "dense": lambda t, p: getattr(torch, p["activation"])(
+        tnf.linear(t[0], t[1], t[2] if len(t) > 2 else None)
+    ),
     "sum": lambda t, p: torch.sum(t[0], dim=_dims(t[0], p.get("axis")), keepdim=p.get("keepdims", False)),
     "mean": lambda t, p: torch.mean(t[0], dim=_dims(t[0], p.get("axis")), keepdim=p.get("keepdims", False)),
     "max": lambda t, p: torch.amax(t[0], dim=_dims(t[0], p.get("axis")), keepdim=p.get("keepdims", False)),
@@ -238,6 +241,18 @@ def _lse_composite(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
 
 
 FUSED = {
+    **{
+        f"dense-{act}": (
+            lambda a, w, b, act=act: ops.dense(a, w, b, activation=act),
+            lambda a, w, b, act=act: getattr(ops, act)(ops.linear(a, w, b)),
+            [
+                (70, 40),
+                (30, 40),
+                (30,),
+            ],  # 70 x 30 outputs: the compiled loops, on all cores past PARALLEL_MIN
+        )
+        for act in ("relu", "sigmoid", "tanh")
+    },
     "linear": (
         lambda a, w, b: ops.linear(a, w, b),
         lambda a, w, b: ops.matmul(a, ops.transpose(w)) + b,

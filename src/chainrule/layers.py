@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, ops
+from chainrule import backend, kernels, ops
 from chainrule.errors import ConfigError, ShapeError
 from chainrule.functional import get_activation
 from chainrule.init import default_for, get_initializer
@@ -179,16 +179,25 @@ class Dense(Module):
 
     def pre_activation(self, a_prev: Tensor) -> Tensor:
         """``Z = A_prev @ W.T + b``, checking that ``A_prev`` has ``n[l-1]`` columns."""
+        return ops.linear(a_prev, *self._operands(a_prev))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``A = phi(A_prev @ W.T + b)``.
+
+        For relu, sigmoid and tanh that is one op, :func:`chainrule.ops.dense`, with
+        fused loops (:mod:`chainrule.kernels`); otherwise ``linear`` then ``phi``.
+        """
+        if self.activation in kernels.FUSED:
+            return ops.dense(x, *self._operands(x), activation=self.activation)
+        return self.phi(self.pre_activation(x))
+
+    def _operands(self, a_prev: Tensor) -> tuple[Tensor, ...]:
         shape = a_prev.data.shape
         if a_prev.data.ndim not in (1, 2) or shape[-1] != self.in_features:
             raise ShapeError(
                 f"{self._who()}: expected input of shape (m, {self.in_features}), got {tuple(shape)}."
             )
-        return ops.linear(a_prev, self.W) if self.b is None else ops.linear(a_prev, self.W, self.b)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``A = phi(A_prev @ W.T + b)``."""
-        return self.phi(self.pre_activation(x))
+        return (self.W,) if self.b is None else (self.W, self.b)
 
     def named_parameters(self) -> list[tuple[str, Tensor]]:
         return [("W", self.W)] if self.b is None else [("W", self.W), ("b", self.b)]

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import kernels
 from chainrule.backend import scatter_add, xp_of
 from chainrule.errors import ConfigError
 from chainrule.tensor import VJP, Array, Primitive, Tensor
@@ -212,6 +213,29 @@ def linear(a: Array, w: Array, *b: Array) -> Array:
     if b:
         z += b[0]
     return z
+
+
+def _dense_vjp(
+    g: Array, out: Array, a: Array, w: Array, *b: Array, activation: str, needs: Any = (1, 1, 1)
+) -> Any:
+    d, db = kernels.act_grad(g.reshape(-1, w.shape[0]), out.reshape(-1, w.shape[0]), activation, bool(b))
+    grads = _linear_vjp(d.reshape(g.shape), out, a, w, needs=(*needs[:2], False))
+    return (*grads, db if needs[2] else None) if b else grads
+
+
+_ACTS = [sample((5, 3), (4, 3), *b, params={"activation": f}) for f in kernels.FUSED for b in [[(4,)], []]]
+_ACTS.append(sample((2, 5, 3), (4, 3), params={"activation": "tanh"}))
+
+
+@primitive(_dense_vjp, "a = phi(A_prev @ W^T + b): delta = g * phi'(a), then as linear", _ACTS)
+def dense(a: Array, w: Array, *b: Array, activation: str = "relu") -> Array:
+    """Dense layer and its activation in one op: ``a[l] = phi(A_prev @ W.T + b)``, fused loops.
+
+    ``activation`` is one of :data:`chainrule.kernels.FUSED` (``phi'`` is a function of
+    ``a[l]``); equals ``phi(linear(a, w, b))``. Shapes as :func:`linear`.
+    """
+    z = linear.forward(a, w)
+    return kernels.bias_act(z.reshape(-1, w.shape[0]), b[0] if b else None, activation).reshape(z.shape)
 
 
 # ---------------------------------------------------------- reductions
@@ -473,38 +497,7 @@ def tanh(x: Array) -> Array:
     return xp_of(x).tanh(x)
 
 
-def _rows_first(x: Array, axis: int) -> tuple[Array, int, bool]:
-    """``(x, axis, False)``, or the transposed copy of a 2-D array with a short last axis.
-
-    NOTE: NumPy reduces a short last axis of a 2-D array row by row, slowly (50 us for
-    a 1024x10 max); the same work on the transposed copy over axis 0 is vectorised
-    (9 us). Callers work on that copy and transpose the result back (a view). Few rows
-    are cheaper as they are.
-    """
-    if isinstance(x, np.ndarray) and x.ndim == 2 and axis in (-1, 1) and x.shape[1] <= 64 <= x.shape[0]:
-        return np.ascontiguousarray(x.T), 0, True
-    return x, axis, False
-
-
-def _lse(x: Array, axis: int, keepdims: bool) -> Array:
-    """Stable ``log(sum(exp(x)))``: subtract the (finite) max first."""
-    xp = xp_of(x)
-    xs, ax, flipped = _rows_first(x, axis)
-    m = xs.max(axis=ax, keepdims=True)
-    m[~xp.isfinite(m)] = 0  # rows of -inf stay -inf, not NaN
-    r = xp.log(xp.exp(xs - m).sum(axis=ax, keepdims=True)) + m
-    return (r.T if flipped else r) if keepdims else r.squeeze(axis=ax)
-
-
-def _softmax(x: Array, axis: int) -> Array:
-    """``exp(x - max) / sum`` along ``axis``: a fresh array (column-major for short rows)."""
-    xs, ax, flipped = _rows_first(x, axis)
-    e = xp_of(x).exp(xs - xs.max(axis=ax, keepdims=True))
-    e /= e.sum(axis=ax, keepdims=True)
-    return e.T if flipped else e
-
-
-# (70, 3): more rows than columns takes _rows_first's transposed path
+# (70, 3): more rows than columns takes kernels.rows_first's transposed path
 _ROWS = [sample((5,)), sample((3, 4)), sample((2, 3, 4), params={"axis": 1}), sample((70, 3))]
 
 
@@ -519,7 +512,7 @@ def softmax(x: Array, axis: int = -1) -> Array:
     The VJP applies the Jacobian ``da_j/dz_i = a_j (delta_ij - a_i)`` without
     building it: ``dC/dz = a * (g - sum(g * a))``.
     """
-    return _softmax(x, axis)
+    return kernels.softmax(x, axis)
 
 
 @primitive(
@@ -529,7 +522,7 @@ def softmax(x: Array, axis: int = -1) -> Array:
 )
 def log_softmax(x: Array, axis: int = -1) -> Array:
     """``z - logsumexp(z)`` along ``axis``: stable log-probabilities."""
-    return x - _lse(x, axis, True)
+    return x - kernels.lse(x, axis, True)
 
 
 @primitive(
@@ -541,13 +534,13 @@ def log_softmax(x: Array, axis: int = -1) -> Array:
 )
 def logsumexp(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
     """Stable ``log(sum(exp(x)))`` along ``axis``."""
-    return _lse(x, axis, keepdims)
+    return kernels.lse(x, axis, keepdims)
 
 
 # ------------------------------------------------------------ fused losses
 def _sce_vjp(g: Array, out: Array, z: Array, y: Array, axis: int = -1) -> tuple[Array, Array]:
     xp = xp_of(z)
-    log_a = z - _lse(z, axis, True)
+    log_a = z - kernels.lse(z, axis, True)
     g = xp.expand_dims(g, axis)
     return g * (xp.exp(log_a) * y.sum(axis=axis, keepdims=True) - y), -g * log_a
 
@@ -564,14 +557,14 @@ def softmax_cross_entropy(z: Array, y: Array, axis: int = -1) -> Array:
     nothing even where ``z_j = -inf``.
     """
     xp = xp_of(z)
-    log_a = z - _lse(z, axis, True)
+    log_a = z - kernels.lse(z, axis, True)
     zero = xp.zeros((), dtype=log_a.dtype)
     return -(y * xp.where(y != 0, log_a, zero)).sum(axis=axis)  # no 0 * -inf = NaN
 
 
 def _sparse_sce_vjp(g: Array, out: Array, z: Array, labels: Array, reduction: str = "none") -> tuple[Array]:
     xp = xp_of(z)
-    a = _softmax(z, -1)
+    a = kernels.softmax(z, -1)
     a[xp.arange(z.shape[0]), labels] -= 1  # a - y without building the one-hot y
     a *= g[:, None] if reduction == "none" else (g / z.shape[0] if reduction == "mean" else g)
     return (a,)
@@ -595,7 +588,9 @@ def softmax_cross_entropy_labels(z: Array, labels: Array, reduction: str = "none
     examples inside the op (one op per step instead of two).
     """
     xp = xp_of(z)
-    per_example = _lse(z, -1, False) - z[xp.arange(z.shape[0]), labels]  # gather, then one (m,) subtract
+    per_example = (
+        kernels.lse(z, -1, False) - z[xp.arange(z.shape[0]), labels]
+    )  # gather, then one (m,) subtract
     if reduction == "none":
         return per_example
     return per_example.mean() if reduction == "mean" else per_example.sum()

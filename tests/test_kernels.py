@@ -1,0 +1,129 @@
+"""The fused dense-layer loops of :mod:`chainrule.kernels` against the same math in NumPy.
+
+:func:`chainrule.ops.dense` itself is checked against PyTorch and finite
+differences by the ops table (``tests/test_ops_table.py``); here the compiled
+loops (serial and multi-threaded) are compared with the array-operation path
+that CuPy and ``CHAINRULE_NUMBA=0`` take, in float32 and float64, with NaN and
+edge inputs, and ``Dense`` is checked to record one fused op.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chainrule import kernels
+from chainrule.layers import Dense
+from chainrule.tensor import Tensor
+
+pytest.importorskip("numba")
+
+SHAPES = [(7, 5), (300, 256)]  # below and above PARALLEL_MIN: the serial and the threaded loops
+assert 7 * 5 < kernels.PARALLEL_MIN <= 300 * 256
+
+
+@pytest.fixture
+def array_ops() -> Iterator[None]:
+    """Run the array-operation path (as on CuPy) inside the block."""
+    saved = kernels._load()
+    kernels._compiled["loops"] = None
+    yield
+    kernels._compiled["loops"] = saved
+
+
+def _both(fn: Any, *args: Any) -> tuple[Any, Any]:
+    compiled = fn(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    saved = kernels._load()
+    kernels._compiled["loops"] = None
+    try:
+        reference = fn(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    finally:
+        kernels._compiled["loops"] = saved
+    return compiled, reference
+
+
+def _ulps(dtype: Any) -> float:
+    return 4 * float(np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", kernels.FUSED)
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_loop_equals_array_ops(
+    rng: np.random.Generator, shape: tuple[int, int], dtype: Any, activation: str, bias: bool
+) -> None:
+    assert kernels._load() is not None, "numba is installed, so the loops must compile"
+    z = (3 * rng.standard_normal(shape)).astype(dtype)
+    z[0, :3] = [0.0, 40.0, -40.0]  # the kink, and saturation both ways
+    b = rng.standard_normal(shape[1]).astype(dtype) if bias else None
+    got, want = _both(kernels.bias_act, z, b, activation)
+    assert got.dtype == dtype and got.shape == shape
+    np.testing.assert_allclose(got, want, rtol=_ulps(dtype), atol=_ulps(dtype))
+
+
+def test_forward_loop_works_in_place_and_keeps_nan() -> None:
+    z = np.array([[np.nan, -1.0, 2.0]], dtype=np.float32)
+    out = kernels.bias_act(z, None, "relu")
+    assert out is z  # in place
+    assert np.isnan(out[0, 0]) and out[0, 1:].tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", kernels.FUSED)
+def test_backward_loop_equals_array_ops(
+    rng: np.random.Generator, shape: tuple[int, int], dtype: Any, activation: str
+) -> None:
+    a = kernels.bias_act(rng.standard_normal(shape).astype(dtype), None, activation)
+    a[0, 0] = 0.0  # relu's kink: relu'(0) = 0
+    g = rng.standard_normal(shape).astype(dtype)
+    (d, db), (d_ref, db_ref) = _both(kernels.act_grad, g, a, activation, True)
+    assert d.dtype == dtype and db.dtype == dtype and db.shape == (shape[1],)
+    np.testing.assert_allclose(d, d_ref, rtol=_ulps(dtype), atol=0)
+    np.testing.assert_allclose(db, db_ref, rtol=_ulps(dtype) * shape[0], atol=1e-5)
+    expected_at_zero = {"relu": 0.0, "sigmoid": 0.0, "tanh": g[0, 0]}[activation]  # phi'(a = 0) = 0, 0, 1
+    assert d[0, 0] == expected_at_zero
+    _, no_db = kernels.act_grad(g, a, activation, False)
+    assert no_db is None
+
+
+def test_backward_loop_zeroes_nan_gradients_where_relu_is_off(array_ops: None) -> None:
+    a = np.array([[0.0, 1.0]])
+    g = np.array([[np.nan, np.nan]])
+    d, _ = kernels.act_grad(g, a, "relu", False)
+    assert d[0, 0] == 0 and np.isnan(d[0, 1])  # as torch's threshold_backward
+
+
+def test_backward_compiled_agrees_on_nan_gradients() -> None:
+    d, _ = kernels.act_grad(np.array([[np.nan, np.nan]]), np.array([[0.0, 1.0]]), "relu", False)
+    assert d[0, 0] == 0 and np.isnan(d[0, 1])
+
+
+def test_non_contiguous_and_mixed_dtypes_take_array_ops(rng: np.random.Generator) -> None:
+    z = np.asfortranarray(rng.standard_normal((6, 4)))
+    want = np.maximum(z + 1.0, 0)
+    np.testing.assert_array_equal(kernels.bias_act(z, np.ones(4), "relu"), want)
+    z32 = rng.standard_normal((6, 4)).astype(np.float32)
+    b64 = np.ones(4)  # float64 bias on float32 z: no compiled loop for that pair
+    np.testing.assert_allclose(kernels.bias_act(z32.copy(), b64, "tanh"), np.tanh(z32 + 1.0), rtol=1e-6)
+
+
+def test_dense_records_one_fused_op_and_identity_stays_linear() -> None:
+    x = Tensor(np.ones((2, 3)))
+    assert Dense(3, 4, activation="relu", seed=0)(x)._node[0].name == "dense"
+    assert Dense(3, 4, activation="identity", seed=0)(x)._node[0].name == "linear"
+    assert Dense(3, 4, activation="leaky_relu", seed=0)(x)._node[0].name == "leaky_relu"
+
+
+def test_numba_can_be_switched_off() -> None:
+    code = "from chainrule import kernels; print(kernels._load() is None)"
+    env = {**os.environ, "CHAINRULE_NUMBA": "0"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == "True"
