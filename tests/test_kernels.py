@@ -127,3 +127,32 @@ def test_numba_can_be_switched_off() -> None:
     env = {**os.environ, "CHAINRULE_NUMBA": "0"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert done.stdout.strip() == "True"
+
+
+# ------------------------------------------------------------ label cross-entropy
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [5, 300])  # 300 x 10 <= SCE_LOOP_MAX: the compiled loops
+def test_label_cross_entropy_loops_equal_array_ops(rng: np.random.Generator, dtype: Any, m: int) -> None:
+    assert m * 10 <= kernels.SCE_LOOP_MAX
+    z = (4 * rng.standard_normal((m, 10))).astype(dtype)
+    z[0] = 1e4  # huge logits stay finite
+    z[1, :3] = -np.inf  # -inf entries give no NaN
+    labels = rng.integers(0, 10, m)
+    labels[1] = 5
+    got, want = _both(kernels.sce_labels, z, labels)
+    assert got.dtype == dtype and np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=_ulps(dtype), atol=_ulps(dtype))
+    for scale in (dtype(1.0 / m), rng.random(m).astype(dtype)):  # the mean's 1/m, or one per row
+        got_g, want_g = _both(kernels.sce_labels_grad, z, labels, scale)
+        assert got_g.dtype == dtype and np.isfinite(got_g).all()
+        np.testing.assert_allclose(got_g, want_g, rtol=_ulps(dtype), atol=_ulps(dtype))
+
+
+def test_label_cross_entropy_bad_labels_behave_as_numpy_indexing() -> None:
+    z = np.zeros((2, 3))
+    with pytest.raises(IndexError):
+        kernels.sce_labels(z, np.array([0, 3]))
+    with pytest.raises(IndexError):
+        kernels.sce_labels_grad(z, np.array([0, 3]), 1.0)
+    # a negative label wraps, as z[rows, labels] does (the losses reject it before this op)
+    np.testing.assert_allclose(kernels.sce_labels(z, np.array([0, -1])), np.log(3))
