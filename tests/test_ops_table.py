@@ -245,11 +245,7 @@ FUSED = {
         f"dense-{act}": (
             lambda a, w, b, act=act: ops.dense(a, w, b, activation=act),
             lambda a, w, b, act=act: getattr(ops, act)(ops.linear(a, w, b)),
-            [
-                (70, 40),
-                (30, 40),
-                (30,),
-            ],  # 70 x 30 outputs: the compiled loops, on all cores past PARALLEL_MIN
+            [(70, 40), (30, 40), (30,)],  # float64, through the compiled loops
         )
         for act in ("relu", "sigmoid", "tanh")
     },

@@ -5,7 +5,7 @@ NumPy, several passes over the ``(m, n)`` result: add ``b``, apply ``phi``; on
 the way back ``g * phi'(a)`` (a mask or a product, then the product with it) and
 the column sums ``dC/db``. NumPy runs each pass on one core and writes a fresh
 array each time. Here each direction is one loop over the rows, compiled once
-per dtype by Numba and run on all cores for large arrays:
+per dtype by Numba (one thread: see ``_compile``):
 
     forward    z := phi(z + b)                                  (in place; relu, sigmoid)
     backward   d = g * phi'(a),  db = sum over rows of d        (one pass; relu, sigmoid, tanh)
@@ -39,14 +39,13 @@ from chainrule.backend import xp_of
 
 Array = Any
 FUSED = ("relu", "sigmoid", "tanh")  # activations whose derivative is a function of the output
-PARALLEL_MIN = 1 << 16  # entries from which the loops run on all cores (threads cost ~10 us)
 SCE_LOOP_MAX = 1 << 12  # entries up to which the label cross-entropy runs as a compiled loop
 
 _compiled: dict[str, Any] = {}
 
 
 def _load() -> Any:
-    """The compiled loops by name (``forward``, ``backward``, ``..._par``, ``sce_...``), or None."""
+    """The compiled loops by name (``forward``, ``backward``, ``sce_forward``, ``sce_backward``), or None."""
     if "loops" not in _compiled:
         _compiled["loops"] = None if os.environ.get("CHAINRULE_NUMBA", "1") == "0" else _compile()
     return _compiled["loops"]
@@ -57,11 +56,10 @@ def _compile() -> Any:
         import numba
     except ImportError:  # the array-operation path below computes the same
         return None
-    prange = numba.prange
 
     # NOTE: ``zero`` and ``one`` come in typed like the arrays, so float32 math stays float32
     def forward(z: Array, b: Array, has_b: bool, act: int, zero: Any, one: Any) -> None:
-        for i in prange(z.shape[0]):
+        for i in range(z.shape[0]):
             for j in range(z.shape[1]):
                 v = z[i, j] + b[j] if has_b else z[i, j]
                 if act == 0:
@@ -75,7 +73,7 @@ def _compile() -> Any:
     def backward(
         g: Array, a: Array, d: Array, db: Array, want_db: bool, act: int, zero: Any, one: Any
     ) -> None:
-        for i in prange(g.shape[0]):
+        for i in range(g.shape[0]):
             for j in range(g.shape[1]):
                 x = a[i, j]
                 if act == 0:
@@ -125,15 +123,19 @@ def _compile() -> Any:
                 d[i, j] = (d[i, j] / s - (one if j == labels[i] else zero)) * c
         return -1
 
-    serial = numba.njit(cache=True, nogil=True)
-    parallel = numba.njit(cache=True, nogil=True, parallel=True)
+    # NOTE: one thread, on purpose: Numba's parallel loops start an OpenMP pool whose
+    # threads spin after each loop; beside OpenBLAS's threads on 2 cores that made a
+    # batch-1024 step 7x slower (43 ms against 6.2 ms), and even without the contention
+    # (OMP_WAIT_POLICY=passive) two threads gained nothing on these memory-bound loops.
+    compile_ = numba.njit(cache=True, nogil=True)
     return {
-        "forward": serial(forward),
-        "backward": serial(backward),
-        "forward_par": parallel(forward),
-        "backward_par": parallel(backward),
-        "sce_forward": serial(sce_forward),
-        "sce_backward": serial(sce_backward),
+        name: compile_(fn)
+        for name, fn in [
+            ("forward", forward),
+            ("backward", backward),
+            ("sce_forward", sce_forward),
+            ("sce_backward", sce_backward),
+        ]
     }
 
 
@@ -150,7 +152,7 @@ def bias_act(z: Array, b: Array | None, activation: str) -> Array:
     if act != 2 and loops is not None and _native(z, *([] if b is None else [b])) and z.flags.c_contiguous:
         bias = z[0, :1] if b is None else b  # a placeholder of the right dtype
         zero, one = z.dtype.type(0), z.dtype.type(1)
-        loops["forward_par" if z.size >= PARALLEL_MIN else "forward"](z, bias, b is not None, act, zero, one)
+        loops["forward"](z, bias, b is not None, act, zero, one)
         return z
     xp = xp_of(z)
     if b is not None:
@@ -171,7 +173,7 @@ def act_grad(g: Array, a: Array, activation: str, want_db: bool) -> tuple[Array,
         d = np.empty(g.shape, dtype=g.dtype)
         db = np.empty(g.shape[1] if want_db else 1, dtype=g.dtype)
         zero, one = g.dtype.type(0), g.dtype.type(1)
-        loops["backward_par" if g.size >= PARALLEL_MIN else "backward"](g, a, d, db, want_db, act, zero, one)
+        loops["backward"](g, a, d, db, want_db, act, zero, one)
         return d, db if want_db else None
     xp = xp_of(g)
     if act == 0:
@@ -256,7 +258,6 @@ def softmax(x: Array, axis: int) -> Array:
 
 __all__ = [
     "FUSED",
-    "PARALLEL_MIN",
     "SCE_LOOP_MAX",
     "act_grad",
     "bias_act",
