@@ -73,20 +73,19 @@ def _compile() -> Any:
     def backward(
         g: Array, a: Array, d: Array, db: Array, want_db: bool, act: int, zero: Any, one: Any
     ) -> None:
+        db[:] = zero  # rows added in order, as NumPy's d.sum(axis=0) adds them
         for i in range(g.shape[0]):
             for j in range(g.shape[1]):
                 x = a[i, j]
                 if act == 0:
-                    d[i, j] = g[i, j] if x > zero else zero
+                    v = g[i, j] if x > zero else zero
                 elif act == 1:
-                    d[i, j] = g[i, j] * (x * (one - x))
+                    v = g[i, j] * (x * (one - x))
                 else:
-                    d[i, j] = g[i, j] * (one - x * x)
-        if want_db:  # rows in order, as NumPy's d.sum(axis=0) adds them
-            db[:] = zero
-            for i in range(g.shape[0]):
-                for j in range(g.shape[1]):
-                    db[j] += d[i, j]
+                    v = g[i, j] * (one - x * x)
+                d[i, j] = v
+                if want_db:
+                    db[j] += v
 
     def sce_forward(z: Array, labels: Array, zero: Any, out: Array) -> int:
         for i in range(z.shape[0]):
