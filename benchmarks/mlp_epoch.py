@@ -560,7 +560,7 @@ def check_targets(
         if batch == CEILING_BATCH:
             frac = flops / cr / 1e9 / ceiling
             goal = CEILING_FRACTION
-            out.append((f"b{batch}: chainrule at {frac:.0%} of GEMM ceiling >= {goal:.0%}", frac >= goal))
+            out.append((f"b{batch}: chainrule at {frac:.1%} of GEMM ceiling >= {goal:.0%}", frac >= goal))
         if "numpy" in med:
             ratio = cr / med["numpy"]
             out.append((f"b{batch}: chainrule/hand-numpy = {ratio:.2f} <= {LEVEL}", ratio <= LEVEL))
