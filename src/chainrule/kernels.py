@@ -142,9 +142,14 @@ def _compile() -> Any:
     }
 
 
-def _native(*arrays: Array) -> bool:
-    first = arrays[0]
-    return all(isinstance(x, np.ndarray) and x.dtype == first.dtype and x.dtype.char in "fd" for x in arrays)
+def _native(first: Array, *rest: Array) -> bool:
+    """NumPy float32/float64 arrays of one dtype (what the loops are compiled for)."""
+    if not isinstance(first, np.ndarray) or first.dtype.char not in "fd":
+        return False
+    for x in rest:
+        if not isinstance(x, np.ndarray) or x.dtype != first.dtype:
+            return False
+    return True
 
 
 def bias_act(z: Array, b: Array | None, activation: str) -> Array:
