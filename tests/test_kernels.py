@@ -156,3 +156,21 @@ def test_label_cross_entropy_bad_labels_behave_as_numpy_indexing() -> None:
         kernels.sce_labels_grad(z, np.array([0, 3]), 1.0)
     # a negative label wraps, as z[rows, labels] does (the losses reject it before this op)
     np.testing.assert_allclose(kernels.sce_labels(z, np.array([0, -1])), np.log(3))
+
+
+def test_loops_compile_where_no_cache_location_is_writable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numba
+
+    real = numba.njit
+
+    def njit(*args: Any, cache: bool = False, **kwargs: Any) -> Any:
+        if cache:  # what Numba raises when neither __pycache__ nor a user cache dir is writable
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    loops = kernels._compile()
+    assert set(loops) == {"forward", "backward", "sce_forward", "sce_backward"}
+    z = np.array([[-1.0, 2.0]])
+    loops["forward"](z, z[0, :1], False, 0, 0.0, 1.0)
+    assert z.tolist() == [[0.0, 2.0]]

@@ -130,16 +130,12 @@ def _compile() -> Any:
     # threads spin after each loop; beside OpenBLAS's threads on 2 cores that made a
     # batch-1024 step 7x slower (43 ms against 6.2 ms), and even without the contention
     # (OMP_WAIT_POLICY=passive) two threads gained nothing on these memory-bound loops.
-    compile_ = numba.njit(cache=True, nogil=True)
-    return {
-        name: compile_(fn)
-        for name, fn in [
-            ("forward", forward),
-            ("backward", backward),
-            ("sce_forward", sce_forward),
-            ("sce_backward", sce_backward),
-        ]
-    }
+    loops = [("forward", forward), ("backward", backward), ("sce_forward", sce_forward)]
+    loops.append(("sce_backward", sce_backward))
+    try:  # compiled code cached next to this file, or in the user's cache directory
+        return {name: numba.njit(cache=True, nogil=True)(fn) for name, fn in loops}
+    except RuntimeError:  # no writable cache location: compile afresh in each process
+        return {name: numba.njit(nogil=True)(fn) for name, fn in loops}
 
 
 def _native(first: Array, *rest: Array) -> bool:
