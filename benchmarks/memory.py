@@ -17,7 +17,8 @@ Trainer asks malloc to keep freed memory for reuse
 (:func:`chainrule.backend.keep_freed_memory`), and that shows in the RSS, not in
 tracemalloc's count. Where Numba is installed (``chainrule[fast]``), its import and
 the loading of the compiled loops happen inside the measured epoch and count: a
-one-time ~40 MiB traced, ~120 MiB resident.
+one-time ~40 MiB traced and ~120 MiB resident; the resident growth also holds
+the freed memory that malloc keeps for reuse.
 
 Modes
 -----

@@ -208,7 +208,8 @@ class HandNumpy(Runner):
 class GemmOnly(Runner):
     """Only the matrix products of each step, in NumPy: a floor for any NumPy-based engine.
 
-    The same 8 products per step as :class:`HandNumpy` (3 forward, 3 ``dC/dW``, 2
+    The 8 products per step of chainrule's ``linear`` rule, in the same memory
+    layouts (``W`` column-major; ``Z = A @ W.T``, ``dC/dW = (A^T delta)^T``,
     ``delta @ W``), on the same shapes, with no activation, loss, bias or update.
     The weights never change, so it takes no part in the agreement check.
     """
@@ -220,7 +221,7 @@ class GemmOnly(Runner):
         self.params: Weights = []
 
     def reset(self, init: Weights) -> None:
-        self.params = [(w.copy(), b.copy()) for w, b in init]
+        self.params = [(np.asfortranarray(w), b.copy()) for w, b in init]
 
     def epoch(self) -> None:
         for start in range(0, self.x.shape[0], self.batch):
@@ -230,7 +231,7 @@ class GemmOnly(Runner):
             delta = activations.pop()
             for i in range(len(self.params) - 1, -1, -1):
                 w = self.params[i][0]
-                delta.T @ activations[i]
+                _ = (activations[i].T @ delta).T  # dC/dW, laid out as chainrule stores W
                 if i > 0:
                     delta = delta @ w
 

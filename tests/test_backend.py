@@ -242,6 +242,7 @@ def test_keep_freed_memory_keeps_a_freed_array_for_reuse() -> None:
     assert _run_child(_KEPT_AFTER_FREE, CHAINRULE_KEEP_FREED_MEMORY="0") == "False True False"
     # a user's own malloc settings win
     assert _run_child(_KEPT_AFTER_FREE, MALLOC_TRIM_THRESHOLD_="131072").startswith("False")
+    assert _run_child(_KEPT_AFTER_FREE, GLIBC_TUNABLES="glibc.malloc.mmap_threshold=4096").startswith("False")
 
 
 def test_trainer_asks_for_freed_memory_reuse(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -277,6 +278,13 @@ def test_axpy_mixed_layouts_and_small_arrays_take_numpy(rng: np.random.Generator
     view = np.ones(8192, dtype=np.float32)  # overlapping operands never reach BLAS
     backend.axpy(1.0, view[:4096], view[2048:6144])  # BLAS would read entries it already wrote
     assert view[2048:6144].tolist() == [2.0] * 4096
+
+
+def test_axpy_byte_swapped_arrays_take_numpy(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(64, 64)).astype(">f4")
+    y = np.ones((64, 64), dtype=">f4")
+    backend.axpy(-0.1, x, y)
+    np.testing.assert_allclose(y, 1 - np.float32(0.1) * x.astype("<f4"), rtol=1e-6)
 
 
 def test_axpy_finds_numpys_openblas_where_numpy_ships_it() -> None:

@@ -174,3 +174,37 @@ def test_loops_compile_where_no_cache_location_is_writable(monkeypatch: pytest.M
     z = np.array([[-1.0, 2.0]])
     loops["forward"](z, z[0, :1], False, 0, 0.0, 1.0)
     assert z.tolist() == [[0.0, 2.0]]
+
+
+# ------------------------------------------------------------ review regressions
+def test_empty_batch_without_bias() -> None:
+    out = Dense(3, 4, bias=False, activation="relu", seed=0, dtype=np.float32)(np.zeros((0, 3), np.float32))
+    assert out.shape == (0, 4)
+
+
+@pytest.mark.parametrize("bias", [np.array([0.5]), np.array(0.5), np.full((2, 4), 0.5)])
+def test_dense_with_a_broadcast_bias_equals_linear_then_relu(rng: np.random.Generator, bias: Any) -> None:
+    from chainrule import ops
+
+    a, w = rng.standard_normal((2, 3)), rng.standard_normal((4, 3))
+    got = ops.dense(Tensor(a), Tensor(w), Tensor(bias), activation="relu").data
+    np.testing.assert_array_equal(got, np.maximum(a @ w.T + bias, 0))
+
+
+def test_byte_swapped_arrays_take_array_ops(rng: np.random.Generator) -> None:
+    z = rng.standard_normal((4, 3)).astype(">f8")
+    np.testing.assert_array_equal(kernels.bias_act(z.copy(), None, "relu"), np.maximum(z, 0))
+    labels = np.array([0, 2, 1, 2], dtype=">i8")
+    want = kernels.lse(z.astype("<f8"), -1, False) - z[np.arange(4), labels]
+    np.testing.assert_allclose(kernels.sce_labels(z, labels), want, rtol=1e-12)
+
+
+def test_unknown_fused_activation_is_a_config_error() -> None:
+    from chainrule.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="softplus"):
+        kernels.bias_act(np.zeros((1, 2)), None, "softplus")
+
+
+def test_integer_pre_activation_takes_tanh_out_of_place() -> None:
+    np.testing.assert_allclose(kernels.bias_act(np.array([[1, 2]]), None, "tanh"), np.tanh([[1.0, 2.0]]))

@@ -160,7 +160,8 @@ def axpy(alpha: float, x: Any, y: Any) -> None:
     Anything else (CuPy, other BLAS builds, mixed layouts, small arrays) takes the
     NumPy path. The two can differ in the last bit (``axpy`` may fuse the multiply-add).
     """
-    fast = _blas_axpy(y.dtype) if isinstance(y, np.ndarray) and isinstance(x, np.ndarray) else None
+    native = isinstance(y, np.ndarray) and isinstance(x, np.ndarray) and y.dtype.isnative
+    fast = _blas_axpy(y.dtype) if native else None
     if (
         fast is not None
         and y.size >= _AXPY_MIN
@@ -172,7 +173,7 @@ def axpy(alpha: float, x: Any, y: Any) -> None:
         )
         and (x is y or not np.may_share_memory(x, y))
     ):
-        fast(y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+        fast(y.size, float(alpha), x.ctypes.data, 1, y.ctypes.data, 1)
     else:
         y += alpha * x
 
@@ -240,11 +241,14 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 
 
     :class:`~chainrule.train.Trainer` calls this once. It does nothing (and returns
     False) off Linux/glibc, when ``CHAINRULE_KEEP_FREED_MEMORY=0`` is set, or when
-    the user already tuned malloc through its ``MALLOC_*_`` environment variables.
+    the user already tuned malloc (``MALLOC_*_`` variables, ``glibc.malloc`` tunables).
     """
     if _state.get("malloc") is not None:
         return bool(_state["malloc"])
-    if os.environ.get("CHAINRULE_KEEP_FREED_MEMORY", "1") == "0" or any(v in os.environ for v in _MALLOC_ENV):
+    user_tuned = any(v in os.environ for v in _MALLOC_ENV) or "glibc.malloc" in os.environ.get(
+        "GLIBC_TUNABLES", ""
+    )
+    if os.environ.get("CHAINRULE_KEEP_FREED_MEMORY", "1") == "0" or user_tuned:
         return False
     ok = False
     if sys.platform.startswith("linux"):

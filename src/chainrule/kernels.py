@@ -26,8 +26,9 @@ Numba is optional: ``pip install "chainrule[fast]"`` (the test extra installs
 it too). Without it, and for arrays that are not NumPy (CuPy) or not
 float32/float64, the same math runs as array operations; so it does when
 ``CHAINRULE_NUMBA=0`` is set. The loops cost a one-time ~120 MiB of resident
-memory (Numba and LLVM) and ~0.4 s at the first call of a process (compiled
-once, then cached next to this file); they save ~5-10% of a training step
+memory (Numba and LLVM) and 0.2-0.4 s at the first call of a process (about 1 s
+the first time, to compile; the result is cached next to this file or in the
+user's cache directory); they save ~5-10% of a training step
 (``docs/benchmarks.md``). The softmax-row helpers at the end (``lse``,
 ``softmax``) are array operations for any backend.
 """
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.backend import xp_of
+from chainrule.errors import ConfigError
 
 Array = Any
 FUSED = ("relu", "sigmoid", "tanh")  # activations whose derivative is a function of the output
@@ -139,8 +141,8 @@ def _compile() -> Any:
 
 
 def _native(first: Array, *rest: Array) -> bool:
-    """NumPy float32/float64 arrays of one dtype (what the loops are compiled for)."""
-    if not isinstance(first, np.ndarray) or first.dtype.char not in "fd":
+    """NumPy float32/float64 arrays of one native-endian dtype (what the loops are compiled for)."""
+    if not isinstance(first, np.ndarray) or first.dtype.char not in "fd" or not first.dtype.isnative:
         return False
     for x in rest:
         if not isinstance(x, np.ndarray) or x.dtype != first.dtype:
@@ -148,13 +150,26 @@ def _native(first: Array, *rest: Array) -> bool:
     return True
 
 
+def _code(activation: str) -> int:
+    if activation not in FUSED:
+        raise ConfigError(f"no fused loop for activation {activation!r}; expected one of {list(FUSED)}.")
+    return FUSED.index(activation)
+
+
 def bias_act(z: Array, b: Array | None, activation: str) -> Array:
     """``z := phi(z + b)`` in place and return ``z``; ``z (m, n)`` C-ordered, ``b (n,)`` or None."""
-    act = FUSED.index(activation)
+    act = _code(activation)
     loops = _load()
     # NOTE: not tanh: a scalar tanh per entry in the loop is 14x slower than NumPy's vectorised one
-    if act != 2 and loops is not None and _native(z, *([] if b is None else [b])) and z.flags.c_contiguous:
-        bias = z[0, :1] if b is None else b  # a placeholder of the right dtype
+    if (
+        act != 2
+        and loops is not None
+        and _native(z, *([] if b is None else [b]))
+        and z.ndim == 2
+        and z.flags.c_contiguous
+        and (b is None or b.shape == z.shape[1:])  # a broadcast bias takes the array path
+    ):
+        bias = np.zeros(1, dtype=z.dtype) if b is None else b  # a placeholder of the right dtype
         zero, one = z.dtype.type(0), z.dtype.type(1)
         loops["forward"](z, bias, b is not None, act, zero, one)
         return z
@@ -166,14 +181,14 @@ def bias_act(z: Array, b: Array | None, activation: str) -> Array:
     if act == 1:
         e = xp.exp(-xp.abs(z))
         return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
-    return xp.tanh(z, out=z)
+    return xp.tanh(z, out=z) if z.dtype.kind == "f" else xp.tanh(z)
 
 
 def act_grad(g: Array, a: Array, activation: str, want_db: bool) -> tuple[Array, Array | None]:
     """``(d, db)``: ``d = g * phi'(a)`` (fresh, ``(m, n)``) and, if asked, ``db = d.sum(axis=0)``."""
-    act = FUSED.index(activation)
+    act = _code(activation)
     loops = _load()
-    if loops is not None and _native(g, a):
+    if loops is not None and _native(g, a) and g.ndim == 2 and g.shape == a.shape:
         d = np.empty(g.shape, dtype=g.dtype)
         db = np.empty(g.shape[1] if want_db else 1, dtype=g.dtype)
         zero, one = g.dtype.type(0), g.dtype.type(1)
@@ -199,6 +214,7 @@ def _labels_fit(z: Array, labels: Array) -> bool:
         and isinstance(labels, np.ndarray)
         and labels.shape == z.shape[:1]
         and labels.dtype.kind in "iu"
+        and labels.dtype.isnative
     )
 
 
@@ -216,7 +232,7 @@ def sce_labels_grad(z: Array, labels: Array, scale: Array) -> Array:
     """``(softmax(z) - onehot(labels)) * scale``, ``scale`` a scalar or one per row ``(m,)``."""
     loops = _load()
     scale = xp_of(z).asarray(scale, dtype=z.dtype)
-    if loops is not None and _labels_fit(z, labels):
+    if loops is not None and _labels_fit(z, labels) and scale.shape in ((), z.shape[:1]):
         d = np.empty(z.shape, dtype=z.dtype)
         per_row, zero, one = scale.ndim == 1, z.dtype.type(0), z.dtype.type(1)
         if loops["sce_backward"](z, labels, scale.reshape(-1), per_row, zero, one, d) < 0:
