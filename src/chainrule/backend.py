@@ -160,11 +160,16 @@ def axpy(alpha: float, x: Any, y: Any) -> None:
     Anything else (CuPy, other BLAS builds, mixed layouts, small arrays) takes the
     NumPy path. The two can differ in the last bit (``axpy`` may fuse the multiply-add).
     """
-    native = isinstance(y, np.ndarray) and isinstance(x, np.ndarray) and y.dtype.isnative
-    fast = _blas_axpy(y.dtype) if native else None
+    fast = (
+        _blas_axpy(y.dtype)
+        if isinstance(y, np.ndarray)
+        and y.size >= _AXPY_MIN
+        and isinstance(x, np.ndarray)
+        and y.dtype.isnative
+        else None
+    )
     if (
         fast is not None
-        and y.size >= _AXPY_MIN
         and x.dtype == y.dtype
         and x.shape == y.shape
         and y.flags.writeable
