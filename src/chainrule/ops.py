@@ -7,7 +7,7 @@ a fixed contract,
     vjp(g, out, *inputs, **params) -> one gradient (or None) per input,
 
 where ``g = dC/dout`` has the shape of ``out``. A rule that also takes a
-``needs`` keyword (``linear``, ``matmul``) is told which inputs want a
+``needs`` keyword (``linear``, ``dense``, ``matmul``) is told which inputs want a
 gradient, and returns None for the others instead of computing them. Rules
 return gradients in the *broadcast* shape when that is simpler; the driver in :mod:`chainrule.tensor`
 reduces them to each input's shape. Arrays come from the active backend and
