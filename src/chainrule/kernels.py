@@ -53,7 +53,7 @@ _compiled: dict[str, Any] = {}
 
 
 def _load() -> Any:
-    """The compiled loops by name (``forward``, ``backward``, ``sce_shift``, ``sce_loss``, ``sce_grad``), or None."""
+    """The compiled loops by name (``forward``, ``backward``, ``sce_shift``, ...), or None."""
     if "loops" not in _compiled:
         _compiled["loops"] = None if os.environ.get("CHAINRULE_NUMBA", "1") == "0" else _compile()
     return _compiled["loops"]

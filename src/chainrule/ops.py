@@ -355,8 +355,8 @@ def getitem(x: Array, index: Any) -> Array:
 
 def _take_vjp(g: Array, out: Array, x: Array, indices: Array, axis: int) -> tuple[Array]:
     xp = xp_of(g)
-    full = list(xp.indices(indices.shape, sparse=True))
-    full[axis] = indices
+    full = list(xp.indices(g.shape, sparse=True))  # indices broadcast against x, as in the forward
+    full[axis] = xp.broadcast_to(indices, g.shape)
     gx = xp.zeros_like(x)
     scatter_add(gx, tuple(full), g)
     return (gx,)
@@ -368,6 +368,7 @@ def _take_vjp(g: Array, out: Array, x: Array, indices: Array, axis: int) -> tupl
     [
         sample((3, 4), params=lambda rng: {"indices": rng.integers(0, 4, (3, 2)), "axis": 1}),
         sample((3, 4), params=lambda rng: {"indices": rng.integers(0, 3, (5, 4)), "axis": 0}),
+        sample((3, 4), params=lambda rng: {"indices": rng.integers(0, 4, (1, 2)), "axis": -1}),
     ],
 )
 def take_along_axis(x: Array, indices: Array, axis: int) -> Array:
