@@ -112,3 +112,33 @@ def test_freezing_and_replacing_a_parameter_after_tracing_matches_eager(rng: np.
         finals.append([p.data.copy() for p in model.parameters()])
     for a, b in zip(*finals, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_replay_with_fan_out_broadcasts_constants_and_a_returned_gradient_matches_backward(
+    rng: np.random.Generator,
+) -> None:
+    x = rng.standard_normal((5, 4))
+    y = rng.standard_normal((5, 3))
+    w = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    scale = Tensor(rng.standard_normal((1, 3)), requires_grad=True)  # broadcast over the rows
+    offset = Tensor(np.full((1, 3), 0.5))  # a constant, baked into the replay
+
+    def fn(xt: Tensor, yb: np.ndarray) -> Tensor:
+        z = xt @ w.T  # z feeds three ops: its gradients are added up
+        return (((z * scale + z) - offset - yb) ** 2).sum() + z.sum()
+
+    step = trace(fn, [w, scale], x, y)
+    assert step.source.startswith("def replay(x, y):")
+    assert step.source.count(" = F") == len(step.forward)  # one line per recorded op
+    for batch in range(2):  # fresh data each call: nothing of the first batch is baked in
+        xb, yb = x + batch, y - batch
+        value = step(xb, yb)
+        traced = [w.grad.copy(), scale.grad.copy()]
+        w.grad = scale.grad = None
+        eager = fn(Tensor(xb), yb)
+        eager.backward()
+        assert float(value) == eager.item()
+        np.testing.assert_array_equal(traced[0], w.grad)
+        np.testing.assert_array_equal(traced[1], scale.grad)
+        assert traced[1].shape == (1, 3)
+        w.grad = scale.grad = None

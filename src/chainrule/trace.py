@@ -6,7 +6,10 @@ is the same every time (an MLP's forward, loss and backward on batches of one
 shape), :func:`trace` records the graph once and returns a function that runs
 the *same* primitives' forward functions and VJP rules, in the same order, on
 plain arrays. The numbers are bit-for-bit those of the eager engine (a test
-checks it); only the bookkeeping is gone.
+checks it); only the bookkeeping is gone. The replay is written out once as
+straight-line Python, one line per op and per gradient (``step.source``: the
+forward pass, then the delta recursion from the loss back to the weights), and
+compiled, so a step costs the calls themselves and little else.
 
 What is baked into a trace, and so must not change between calls: the graph's
 structure, which parameters require gradients, the shapes and dtypes of ``x``,
@@ -45,6 +48,8 @@ class TracedStep:
 
     Built by :func:`trace`. Calling it replaces (does not add to) the ``grad``
     of every parameter that the loss depends on, like ``zero_grad`` + ``backward``.
+    ``source`` is the replay's Python code: ``v<i>`` the recorded values,
+    ``g<i>`` their gradients, ``F<i>``/``V<i>`` each op's forward and rule.
     """
 
     def __init__(
@@ -94,6 +99,7 @@ class TracedStep:
                 (i, prim.name, prim.vjp, targets, bparams, [p.shape for p in parents], y_keys)
             )
         self.backward.reverse()
+        self.source, self._replay = self._compile()
 
     def _arg(self, p: Tensor, slot: dict[int, int], x: Array, y: Array) -> tuple[int, Any]:
         if id(p) in slot:
@@ -114,43 +120,70 @@ class TracedStep:
         return _CONST, p.data
 
     def __call__(self, x: Array, y: Array) -> Array:
-        vals: list[Any] = [None] * self.n
-        vals[self.x_slot] = x
-        for i, leaf in self.sources:
-            vals[i] = leaf.data
-        calls = []  # the inputs of each op, reused by its rule
-        for i, forward, args, params, y_keys in self.forward:
-            inputs = [vals[v] if k == _SLOT else _operand(k, v, x, y) for k, v in args]
-            if y_keys:
-                params = {**params, **dict.fromkeys(y_keys, y)}
-            out = forward(*inputs, **params)
-            vals[i] = np.asarray(out) if isinstance(out, np.generic) else out
-            calls.append(inputs)
-        self._backward(vals, calls, y)
-        return vals[self.root]
+        return self._replay(x, y)
 
-    def _backward(self, vals: list[Any], calls: list[list[Any]], y: Array) -> None:
-        grads: list[Any] = [None] * self.n
-        grads[self.root] = xp_of(vals[self.root]).ones_like(vals[self.root])
-        owned: dict[int, Array] = {}  # owners of the gradients given to rules (see tensor.fresh)
-        for (i, name, vjp, targets, params, shapes, y_keys), inputs in zip(
-            self.backward, reversed(calls), strict=True
-        ):
-            g = grads[i]
-            grads[i] = None
-            if g is None:
-                continue
-            if y_keys:
-                params = {**params, **dict.fromkeys(y_keys, y)}
-            owned[id(_owner(g))] = _owner(g)  # as the eager driver: g may be handed on as is
-            in_grads = vjp(g, vals[i], *inputs, **params)
-            for s, gp, shape in zip(targets, in_grads, shapes, strict=True):
-                if s is None or gp is None:
-                    continue
-                gp = _unbroadcast(gp, shape, name)
-                grads[s] = gp if grads[s] is None else grads[s] + gp
-        for i, leaf in self.leaves:
-            leaf.grad = None if grads[i] is None else fresh(grads[i], owned)
+    def _compile(self) -> tuple[str, Callable[[Array, Array], Array]]:
+        """The replay as straight-line Python, one line per op and per gradient, compiled once.
+
+        The same calls in the same order as an interpreted walk over the records (so the
+        same numbers), without its per-op list indexing, argument building and loops:
+        ~20 us less per step of a 3-layer MLP. ``step.source`` shows it: the forward
+        ``v[i] = op(...)``, then the rules backward from the loss's seed ``g[root] = 1``.
+        """
+        env: dict[str, Any] = {"_generic": np.generic, "_asarray": np.asarray, "_xp_of": xp_of}
+        env.update(_owner=_owner, _unbroadcast=_unbroadcast, _fresh=fresh)
+        body = [f"v{i} = S{i}.data" for i, _ in self.sources] + [f"v{self.x_slot} = x"]
+        env.update({f"S{i}": leaf for i, leaf in self.sources})
+        calls: dict[int, list[str]] = {}
+        for i, forward, args, params, y_keys in self.forward:
+            names = []
+            for j, (kind, value) in enumerate(args):
+                if kind == _SLOT:
+                    names.append(f"v{value}")
+                elif kind in (_X, _Y):
+                    names.append("x" if kind == _X else "y")
+                else:  # a watched tensor's data is read afresh; a constant is baked in
+                    env[f"C{i}_{j}"] = value
+                    body.append(f"a{i}_{j} = C{i}_{j}" + (".data" if kind == _LEAF else ""))
+                    names.append(f"a{i}_{j}")
+            calls[i] = names
+            env[f"F{i}"] = forward
+            call = _arguments(names, f"P{i}", params, y_keys, env)
+            body.append(f"v{i} = F{i}({call})  # {getattr(forward, '__name__', 'op')}")
+            body.append(f"if isinstance(v{i}, _generic): v{i} = _asarray(v{i})")
+        pending = {s for entry in self.backward for s in entry[3] if s is not None} | set(calls)
+        body += [f"g{s} = None" for s in sorted(pending - {self.root})]
+        body += [f"g{self.root} = _xp_of(v{self.root}).ones_like(v{self.root})", "owned = {}"]
+        for i, name, vjp, slots, params, shapes, y_keys in self.backward:
+            env[f"V{i}"], call = vjp, _arguments([f"g{i}", f"v{i}", *calls[i]], f"Q{i}", params, y_keys, env)
+            body += [f"if g{i} is not None:  # {name}", f"    o = _owner(g{i}); owned[id(o)] = o"]
+            body += [f"    r = V{i}({call})", f"    g{i} = None"]
+            for j, s in enumerate(slots):
+                if s is not None:  # a rule's gradient, summed back to its input's shape, then added up
+                    env[f"H{i}_{j}"] = shapes[j]
+                    body += [f"    p = r[{j}]", "    if p is not None:"]
+                    body.append(f"        if p.shape != H{i}_{j}: p = _unbroadcast(p, H{i}_{j}, {name!r})")
+                    body.append(f"        g{s} = p if g{s} is None else g{s} + p")
+        env.update({f"L{i}": leaf for i, leaf in self.leaves})
+        body += [f"L{i}.grad = None if g{i} is None else _fresh(g{i}, owned)" for i, _ in self.leaves]
+        source = (
+            "def replay(x, y):\n" + "".join(f"    {line}\n" for line in body) + f"    return v{self.root}\n"
+        )
+        exec(
+            compile(source, "<chainrule.trace>", "exec"), env
+        )  # built from the records above, not from input
+        return source, env["replay"]
+
+
+def _arguments(
+    names: list[str], key: str, params: dict[str, Any], y_keys: list[str], env: dict[str, Any]
+) -> str:
+    """``a, b, **P`` for a call: the op's parameters as a dict in ``env``, each ``y``-valued one as ``y``."""
+    fixed = {k: v for k, v in params.items() if k not in y_keys}
+    if fixed:
+        env[key] = fixed
+        names = [*names, f"**{key}"]
+    return ", ".join(names + [f"{k}=y" if k.isidentifier() else f"**{{{k!r}: y}}" for k in y_keys])
 
 
 def _batch_sized(value: Any, m: int) -> bool:
