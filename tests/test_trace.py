@@ -142,3 +142,30 @@ def test_replay_with_fan_out_broadcasts_constants_and_a_returned_gradient_matche
         np.testing.assert_array_equal(traced[1], scale.grad)
         assert traced[1].shape == (1, 3)
         w.grad = scale.grad = None
+
+
+def test_an_error_inside_the_replay_shows_the_replay_line(rng: np.random.Generator) -> None:
+    import traceback
+
+    x, y = _data(rng, 8)
+    model = mlp([6, 3], seed=0)
+    loss = get_loss("softmax_cross_entropy")
+    step = trace(lambda xt, yb: loss(model(xt), yb), model.parameters(), x, y)
+    with pytest.raises(IndexError) as caught:
+        step(x, np.full(8, 7))  # label 7 of 3 classes: the loss's gather fails inside the replay
+    shown = "".join(traceback.format_tb(caught.value.__traceback__))
+    assert "chainrule.trace" in shown and "# softmax_cross_entropy_labels" in shown
+
+
+def test_a_collected_trace_leaves_no_source_behind(rng: np.random.Generator) -> None:
+    import gc
+    import linecache
+
+    x, y = _data(rng, 8)
+    model = mlp([6, 3], seed=0)
+    step = trace(lambda xt, yb: model(xt).sum(), model.parameters(), x, y)
+    name = f"<chainrule.trace {id(step):x}>"
+    assert name in linecache.cache
+    del step
+    gc.collect()
+    assert name not in linecache.cache

@@ -22,6 +22,8 @@ falls back to the eager engine then, and keys its traces by all of the above.
 
 from __future__ import annotations
 
+import linecache
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -169,9 +171,10 @@ class TracedStep:
         source = (
             "def replay(x, y):\n" + "".join(f"    {line}\n" for line in body) + f"    return v{self.root}\n"
         )
-        exec(
-            compile(source, "<chainrule.trace>", "exec"), env
-        )  # built from the records above, not from input
+        filename = f"<chainrule.trace {id(self):x}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # for tracebacks
+        weakref.finalize(self, linecache.cache.pop, filename, None)
+        exec(compile(source, filename, "exec"), env)  # our own records' code, never input
         return source, env["replay"]
 
 
