@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from chainrule import kernels
+from chainrule.errors import DataError
 from chainrule.layers import Dense
 from chainrule.tensor import Tensor
 
@@ -147,14 +148,34 @@ def test_label_cross_entropy_loops_equal_array_ops(rng: np.random.Generator, dty
         np.testing.assert_allclose(got_g, want_g, rtol=_ulps(dtype), atol=_ulps(dtype))
 
 
-def test_label_cross_entropy_bad_labels_behave_as_numpy_indexing() -> None:
-    z = np.zeros((2, 3))
-    with pytest.raises(IndexError):
-        kernels.sce_labels(z, np.array([0, 3]))
-    with pytest.raises(IndexError):
-        kernels.sce_labels_grad(z, np.array([0, 3]), 1.0)
-    # a negative label wraps, as z[rows, labels] does (the losses reject it before this op)
-    np.testing.assert_allclose(kernels.sce_labels(z, np.array([0, -1])), np.log(3))
+@pytest.mark.parametrize("compiled", [True, False])
+def test_label_cross_entropy_names_a_label_out_of_range(compiled: bool) -> None:
+    z = np.zeros((3, 3))
+    saved = kernels._load()
+    kernels._compiled["loops"] = saved if compiled else None
+    try:
+        for bad in (3, -1):  # a traced step replays this op without the loss's own label check
+            labels = np.array([0, 2, bad])
+            with pytest.raises(DataError, match=rf"labels\[2\] = {bad} is out of range for n_classes=3"):
+                kernels.sce_labels(z, labels)
+            with pytest.raises(DataError, match=rf"labels\[2\] = {bad} is out of range"):
+                kernels.sce_labels_grad(z, labels, 1.0)
+    finally:
+        kernels._compiled["loops"] = saved
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_label_cross_entropy_non_finite_rows_as_array_ops(dtype: Any) -> None:
+    inf = np.inf
+    z = np.array([[0, 1, 2], [-inf, -inf, -inf], [inf, 0, 1], [inf, -inf, 0], [np.nan, 0, 1]], dtype=dtype)
+    labels = np.array([2, 0, 1, 2, 1])
+    tol = {"rtol": _ulps(dtype), "atol": _ulps(dtype)}
+    with np.errstate(all="ignore"):  # the array path warns about the inf - inf it computes
+        got, want = _both(kernels.sce_labels, z, labels)
+        got_g, want_g = _both(kernels.sce_labels_grad, z, labels, dtype(0.5))  # no division error
+    np.testing.assert_allclose(got, want, **tol)  # NaN where NaN, inf where inf
+    np.testing.assert_allclose(got_g, want_g, **tol)
+    assert np.isnan(got_g[1:]).all() and np.isfinite(got_g[0]).all()
 
 
 def test_loops_compile_where_no_cache_location_is_writable(monkeypatch: pytest.MonkeyPatch) -> None:

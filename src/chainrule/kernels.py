@@ -20,7 +20,7 @@ loss (forward) or ``(softmax - onehot) * scale`` (backward): 3 calls instead of
 ~10 array operations and two transposes (1024 x 10, both directions: 40 us
 against 63 us; a scalar ``exp`` in the loop would cost 91 us).
 
-The arithmetic is that of the array operations below (the ops table tests
+The arithmetic is that of the array operations below, up to rounding (the ops table tests
 :func:`chainrule.ops.dense` and the label cross-entropy against PyTorch and
 finite differences, ``tests/test_kernels.py`` the loops against the array
 operations), and ``relu`` keeps a NaN input NaN, as ``maximum`` does.
@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.backend import xp_of
-from chainrule.errors import ConfigError
+from chainrule.errors import ConfigError, DataError
 
 Array = Any
 FUSED = ("relu", "sigmoid", "tanh")  # activations whose derivative is a function of the output
@@ -95,14 +95,14 @@ def _compile() -> Any:
                 if want_db:
                     db[j] += v
 
-    def sce_shift(z: Array, labels: Array, zero: Any, e: Array, mx: Array) -> int:
+    def sce_shift(z: Array, labels: Array, zero: Any, finite_max: bool, e: Array, mx: Array) -> int:
         for i in range(z.shape[0]):
             if labels[i] < 0 or labels[i] >= z.shape[1]:
-                return i  # the array path raises (or wraps a negative label) as NumPy indexing does
+                return i  # the caller names the bad label
             m = z[i, 0]
             for j in range(1, z.shape[1]):
                 m = max(m, z[i, j])
-            if not np.isfinite(m):  # rows of -inf stay -inf, not NaN
+            if finite_max and not np.isfinite(m):  # lse of a row of -inf is -inf, not NaN, as in lse()
                 m = zero
             mx[i] = m
             for j in range(z.shape[1]):
@@ -132,9 +132,9 @@ def _compile() -> Any:
     loops = [("forward", forward), ("backward", backward), ("sce_shift", sce_shift)]
     loops += [("sce_loss", sce_loss), ("sce_grad", sce_grad)]
     try:  # compiled code cached next to this file, or in the user's cache directory
-        return {name: numba.njit(cache=True, nogil=True)(fn) for name, fn in loops}
+        return {name: numba.njit(cache=True, nogil=True, error_model="numpy")(fn) for name, fn in loops}
     except RuntimeError:  # no writable cache location: compile afresh in each process
-        return {name: numba.njit(nogil=True)(fn) for name, fn in loops}
+        return {name: numba.njit(nogil=True, error_model="numpy")(fn) for name, fn in loops}
 
 
 def _native(first: Array, *rest: Array) -> bool:
@@ -200,12 +200,14 @@ def act_grad(g: Array, a: Array, activation: str, want_db: bool) -> tuple[Array,
     return d, d.sum(axis=0) if want_db else None
 
 
-def _exp_shifted(z: Array, labels: Array, loops: Any) -> tuple[Array, Array] | None:
+def _exp_shifted(z: Array, labels: Array, loops: Any, forward: bool) -> tuple[Array, Array] | None:
     """``(exp(z - rowmax), rowmax)`` by the loops and NumPy's exp; None where the array path must run.
 
     The row max and the shift are a loop (NumPy reduces a short row slowly); the exp is
     NumPy's, vectorised, in place (a scalar exp per entry in the loop is ~4.5 ns: 2x
-    slower at 1024 x 10). None for arrays the loops do not take, or a label out of range.
+    slower at 1024 x 10). The forward replaces a non-finite row max by 0, as :func:`lse`
+    does; the backward keeps it, as :func:`softmax` does. None for arrays the loops do
+    not take.
     """
     if not (
         _native(z)
@@ -218,19 +220,41 @@ def _exp_shifted(z: Array, labels: Array, loops: Any) -> tuple[Array, Array] | N
     ):
         return None
     e, mx = np.empty(z.shape, dtype=z.dtype), np.empty(z.shape[0], dtype=z.dtype)
-    if loops["sce_shift"](z, labels, z.dtype.type(0), e, mx) >= 0:
-        return None
+    bad = loops["sce_shift"](z, labels, z.dtype.type(0), forward, e, mx)
+    if bad >= 0:
+        _label_error(labels, z.shape[1], bad)
     return np.exp(e, out=e), mx
 
 
+def _check_labels(z: Array, labels: Array) -> None:
+    """The array path's range check (the loops check as they go)."""
+    bad = (labels < 0) | (labels >= z.shape[-1])
+    if bad.any():
+        _label_error(labels, z.shape[-1], int(bad.argmax()))
+
+
+def _label_error(labels: Array, k: int, i: int) -> None:
+    raise DataError(
+        f"softmax_cross_entropy_labels: labels[{i}] = {int(labels[i])} is out of range for "
+        f"n_classes={k} (expected 0 .. {k - 1})."
+    )
+
+
 def sce_labels(z: Array, labels: Array) -> Array:
-    """Per-example ``-log softmax(z)_label = lse(z) - z_label``: ``z (m, k)``, labels ``(m,)`` -> ``(m,)``."""
+    """Per-example ``-log softmax(z)_label = lse(z) - z_label``: ``z (m, k)``, labels ``(m,)`` -> ``(m,)``.
+
+    Raises
+    ------
+    DataError
+        A label outside ``0 .. k - 1`` (a traced step replays this op without the loss's own check).
+    """
     loops = _load()
-    shifted = None if loops is None else _exp_shifted(z, labels, loops)
+    shifted = None if loops is None else _exp_shifted(z, labels, loops, forward=True)
     if shifted is not None:
         out = np.empty(z.shape[0], dtype=z.dtype)
         loops["sce_loss"](shifted[0], z, labels, shifted[1], z.dtype.type(0), out)
         return out
+    _check_labels(z, labels)
     return lse(z, -1, False) - z[xp_of(z).arange(z.shape[0]), labels]  # gather, then one (m,) subtract
 
 
@@ -239,11 +263,12 @@ def sce_labels_grad(z: Array, labels: Array, scale: Array) -> Array:
     loops = _load()
     scale = xp_of(z).asarray(scale, dtype=z.dtype)
     fits = loops is not None and scale.shape in ((), z.shape[:1])
-    shifted = _exp_shifted(z, labels, loops) if fits else None
+    shifted = _exp_shifted(z, labels, loops, forward=False) if fits else None
     if shifted is not None:
         d, zero, one = shifted[0], z.dtype.type(0), z.dtype.type(1)
         loops["sce_grad"](d, labels, scale.reshape(-1), scale.ndim == 1, zero, one)
         return d
+    _check_labels(z, labels)
     a = softmax(z, -1)
     a[xp_of(z).arange(z.shape[0]), labels] -= 1  # a - y without building the one-hot y
     a *= scale[:, None] if scale.ndim == 1 else scale
