@@ -355,7 +355,8 @@ def getitem(x: Array, index: Any) -> Array:
 
 def _take_vjp(g: Array, out: Array, x: Array, indices: Array, axis: int) -> tuple[Array]:
     xp = xp_of(g)
-    full = list(xp.indices(g.shape, sparse=True))  # indices broadcast against x, as in the forward
+    # the forward broadcasts x and indices against each other: a size-1 axis of x collects its g
+    full = list(xp.indices(x.shape, sparse=True))
     full[axis] = xp.broadcast_to(indices, g.shape)
     gx = xp.zeros_like(x)
     scatter_add(gx, tuple(full), g)
@@ -369,6 +370,7 @@ def _take_vjp(g: Array, out: Array, x: Array, indices: Array, axis: int) -> tupl
         sample((3, 4), params=lambda rng: {"indices": rng.integers(0, 4, (3, 2)), "axis": 1}),
         sample((3, 4), params=lambda rng: {"indices": rng.integers(0, 3, (5, 4)), "axis": 0}),
         sample((3, 4), params=lambda rng: {"indices": rng.integers(0, 4, (1, 2)), "axis": -1}),
+        sample((1, 4), params=lambda rng: {"indices": rng.integers(0, 4, (3, 2)), "axis": 1}),
     ],
 )
 def take_along_axis(x: Array, indices: Array, axis: int) -> Array:
