@@ -169,3 +169,28 @@ def test_a_collected_trace_leaves_no_source_behind(rng: np.random.Generator) -> 
     del step
     gc.collect()
     assert name not in linecache.cache
+
+
+def test_generated_replay_takes_odd_names_and_checks_the_rule_count(rng: np.random.Generator) -> None:
+    from chainrule.tensor import Primitive
+
+    count = [1]
+
+    def doubled(a: np.ndarray, **params: object) -> np.ndarray:
+        return a * 2.0
+
+    def doubled_vjp(g: np.ndarray, out: np.ndarray, a: np.ndarray, **kw: object) -> tuple[np.ndarray, ...]:
+        return (g * 2.0,) * count[0]
+
+    doubled.__name__ = "doubled\n    return 42"  # a name is a comment in the replay, never code
+    op = Primitive("doubled\n    return 42", doubled, doubled_vjp)
+    x, y = _data(rng, 4)
+    model = mlp([6, 3], seed=0)
+    # a y-valued parameter named like a Python keyword must still reach the op
+    step = trace(lambda xt, yb: op(model(xt), **{"lambda": yb}).sum(), model.parameters(), x, y)
+    value = step(x, y)
+    assert float(value) == 2.0 * float(model(x).sum().item())
+    assert model[0].W.grad is not None
+    count[0] = 2  # a rule returning two gradients for one input
+    with pytest.raises(GradientError, match="returned 2 gradients for 1 inputs"):
+        step(x, y)

@@ -22,6 +22,7 @@ falls back to the eager engine then, and keys its traces by all of the above.
 
 from __future__ import annotations
 
+import keyword
 import linecache
 import weakref
 from collections.abc import Callable, Sequence
@@ -133,7 +134,7 @@ class TracedStep:
         ``v[i] = op(...)``, then the rules backward from the loss's seed ``g[root] = 1``.
         """
         env: dict[str, Any] = {"_generic": np.generic, "_asarray": np.asarray, "_xp_of": xp_of}
-        env.update(_owner=_owner, _unbroadcast=_unbroadcast, _fresh=fresh)
+        env.update(_owner=_owner, _unbroadcast=_unbroadcast, _fresh=fresh, _miscount=_miscount)
         body = [f"v{i} = S{i}.data" for i, _ in self.sources] + [f"v{self.x_slot} = x"]
         env.update({f"S{i}": leaf for i, leaf in self.sources})
         calls: dict[int, list[str]] = {}
@@ -151,15 +152,16 @@ class TracedStep:
             calls[i] = names
             env[f"F{i}"] = forward
             call = _arguments(names, f"P{i}", params, y_keys, env)
-            body.append(f"v{i} = F{i}({call})  # {getattr(forward, '__name__', 'op')}")
+            body.append(f"v{i} = F{i}({call})  # {_words(getattr(forward, '__name__', 'op'))}")
             body.append(f"if isinstance(v{i}, _generic): v{i} = _asarray(v{i})")
         pending = {s for entry in self.backward for s in entry[3] if s is not None} | set(calls)
         body += [f"g{s} = None" for s in sorted(pending - {self.root})]
         body += [f"g{self.root} = _xp_of(v{self.root}).ones_like(v{self.root})", "owned = {}"]
         for i, name, vjp, slots, params, shapes, y_keys in self.backward:
             env[f"V{i}"], call = vjp, _arguments([f"g{i}", f"v{i}", *calls[i]], f"Q{i}", params, y_keys, env)
-            body += [f"if g{i} is not None:  # {name}", f"    o = _owner(g{i}); owned[id(o)] = o"]
+            body += [f"if g{i} is not None:  # {_words(name)}", f"    o = _owner(g{i}); owned[id(o)] = o"]
             body += [f"    r = V{i}({call})", f"    g{i} = None"]
+            body.append(f"    if len(r) != {len(slots)}: _miscount({name!r}, r, {len(slots)})")
             for j, s in enumerate(slots):
                 if s is not None:  # a rule's gradient, summed back to its input's shape, then added up
                     env[f"H{i}_{j}"] = shapes[j]
@@ -186,7 +188,17 @@ def _arguments(
     if fixed:
         env[key] = fixed
         names = [*names, f"**{key}"]
-    return ", ".join(names + [f"{k}=y" if k.isidentifier() else f"**{{{k!r}: y}}" for k in y_keys])
+    plain = {k: k.isidentifier() and not keyword.iskeyword(k) for k in y_keys}
+    return ", ".join(names + [f"{k}=y" if plain[k] else f"**{{{k!r}: y}}" for k in y_keys])
+
+
+def _words(text: str) -> str:
+    """``text`` on one line, for a comment in the generated source."""
+    return " ".join(str(text).split())
+
+
+def _miscount(name: str, grads: Any, expected: int) -> None:
+    raise GradientError(f"{name}: VJP rule returned {len(grads)} gradients for {expected} inputs.")
 
 
 def _batch_sized(value: Any, m: int) -> bool:
