@@ -194,3 +194,10 @@ def test_generated_replay_takes_odd_names_and_checks_the_rule_count(rng: np.rand
     count[0] = 2  # a rule returning two gradients for one input
     with pytest.raises(GradientError, match="returned 2 gradients for 1 inputs"):
         step(x, y)
+
+
+def test_a_loss_that_ignores_x_is_refused_by_name(rng: np.random.Generator) -> None:
+    x, y = _data(rng, 4)
+    model = mlp([6, 3], seed=0)
+    with pytest.raises(ConfigError, match="does not depend on x"):
+        trace(lambda xt, yb: (model[0].W * model[0].W).sum(), model.parameters(), x, y)
