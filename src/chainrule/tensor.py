@@ -373,6 +373,11 @@ def _toposort(root: Tensor) -> list[Tensor]:
     return order
 
 
+def _miscount(name: str, grads: Any, expected: int) -> None:
+    """Raise the error for a rule that returned ``len(grads)`` gradients for ``expected`` inputs."""
+    raise GradientError(f"{name}: VJP rule returned {len(grads)} gradients for {expected} inputs.")
+
+
 def _owner(a: Array) -> Array:
     """The array owning ``a``'s memory: ``a`` itself, or the base of a view."""
     return a if a.base is None else a.base
@@ -419,9 +424,7 @@ def _run_backward(root: Tensor, seed: Array) -> None:
         owned[id(_owner(g))] = _owner(g)  # the rule may hand g (or a view of it) to a parent as is
         in_grads = prim.vjp(g, t.data, *datas, **params)  # type: ignore[misc]
         if len(in_grads) != len(parents):
-            raise GradientError(
-                f"{prim.name}: VJP rule returned {len(in_grads)} gradients for {len(parents)} inputs."
-            )
+            _miscount(prim.name, in_grads, len(parents))
         for p, gp in zip(parents, in_grads, strict=True):
             if gp is None or not p.requires_grad:
                 continue

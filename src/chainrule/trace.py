@@ -32,7 +32,7 @@ import numpy as np
 
 from chainrule.backend import xp_of
 from chainrule.errors import ConfigError, GradientError
-from chainrule.tensor import Array, Tensor, _owner, _toposort, _unbroadcast, fresh
+from chainrule.tensor import Array, Tensor, _miscount, _owner, _toposort, _unbroadcast, fresh
 
 _SLOT, _X, _Y, _CONST, _LEAF = 0, 1, 2, 3, 4
 
@@ -198,10 +198,6 @@ def _arguments(
 def _words(text: str) -> str:
     """``text`` on one line, for a comment in the generated source."""
     return " ".join(str(text).split())
-
-
-def _miscount(name: str, grads: Any, expected: int) -> None:
-    raise GradientError(f"{name}: VJP rule returned {len(grads)} gradients for {expected} inputs.")
 
 
 def _batch_sized(value: Any, m: int) -> bool:
