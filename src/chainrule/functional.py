@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, ops
+from chainrule import backend, kernels, ops
 from chainrule.errors import ConfigError, DataError
 from chainrule.tensor import Tensor
 
@@ -131,13 +131,7 @@ def check_labels(labels: Any, n_classes: int, who: str = "labels") -> Any:
         raise ConfigError(f"{who}: n_classes must be >= 1, got {n_classes}.")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise DataError(f"{who}: expected 1-D integer labels, got shape {labels.shape} dtype {labels.dtype}.")
-    bad = (labels < 0) | (labels >= n_classes)
-    if bad.any():
-        i = int(bad.argmax())
-        raise DataError(
-            f"{who}: labels[{i}] = {int(labels[i])} is out of range for n_classes={n_classes} "
-            f"(expected 0 .. {n_classes - 1})."
-        )
+    kernels.check_label_range(labels, n_classes, who)
     return labels
 
 

@@ -48,6 +48,7 @@ from chainrule.errors import ConfigError, DataError
 
 Array = Any
 FUSED = ("relu", "sigmoid", "tanh")  # activations whose derivative is a function of the output
+_SCE = "softmax_cross_entropy_labels"  # who the label errors of the cross-entropy name
 
 _compiled: dict[str, Any] = {}
 
@@ -222,21 +223,25 @@ def _exp_shifted(z: Array, labels: Array, loops: Any, forward: bool) -> tuple[Ar
     e, mx = np.empty(z.shape, dtype=z.dtype), np.empty(z.shape[0], dtype=z.dtype)
     bad = loops["sce_shift"](z, labels, z.dtype.type(0), forward, e, mx)
     if bad >= 0:
-        _label_error(labels, z.shape[1], bad)
+        _label_error(labels, z.shape[1], bad, _SCE)
     return np.exp(e, out=e), mx
 
 
-def _check_labels(z: Array, labels: Array) -> None:
-    """The array path's range check (the loops check as they go)."""
-    bad = (labels < 0) | (labels >= z.shape[-1])
+def check_label_range(labels: Array, n_classes: int, who: str) -> None:
+    """Raise a DataError naming the first of ``labels`` outside ``0 .. n_classes - 1``, if any.
+
+    The one range check of integer labels: :func:`chainrule.functional.check_labels`
+    uses it, and so does the array path below (the loops check as they go).
+    """
+    bad = (labels < 0) | (labels >= n_classes)
     if bad.any():
-        _label_error(labels, z.shape[-1], int(bad.argmax()))
+        _label_error(labels, n_classes, int(bad.argmax()), who)
 
 
-def _label_error(labels: Array, k: int, i: int) -> None:
+def _label_error(labels: Array, n_classes: int, i: int, who: str) -> None:
     raise DataError(
-        f"softmax_cross_entropy_labels: labels[{i}] = {int(labels[i])} is out of range for "
-        f"n_classes={k} (expected 0 .. {k - 1})."
+        f"{who}: labels[{i}] = {int(labels[i])} is out of range for n_classes={n_classes} "
+        f"(expected 0 .. {n_classes - 1})."
     )
 
 
@@ -254,7 +259,7 @@ def sce_labels(z: Array, labels: Array) -> Array:
         out = np.empty(z.shape[0], dtype=z.dtype)
         loops["sce_loss"](shifted[0], z, labels, shifted[1], z.dtype.type(0), out)
         return out
-    _check_labels(z, labels)
+    check_label_range(labels, z.shape[-1], _SCE)
     return lse(z, -1, False) - z[xp_of(z).arange(z.shape[0]), labels]  # gather, then one (m,) subtract
 
 
@@ -268,7 +273,7 @@ def sce_labels_grad(z: Array, labels: Array, scale: Array) -> Array:
         d, zero, one = shifted[0], z.dtype.type(0), z.dtype.type(1)
         loops["sce_grad"](d, labels, scale.reshape(-1), scale.ndim == 1, zero, one)
         return d
-    _check_labels(z, labels)
+    check_label_range(labels, z.shape[-1], _SCE)
     a = softmax(z, -1)
     a[xp_of(z).arange(z.shape[0]), labels] -= 1  # a - y without building the one-hot y
     a *= scale[:, None] if scale.ndim == 1 else scale
@@ -311,6 +316,7 @@ __all__ = [
     "FUSED",
     "act_grad",
     "bias_act",
+    "check_label_range",
     "lse",
     "rows_first",
     "sce_labels",
