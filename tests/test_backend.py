@@ -292,6 +292,85 @@ def test_axpy_finds_numpys_openblas_where_numpy_ships_it() -> None:
 
     if not any("scipy_openblas64" in i["filepath"] for i in threadpool_info()):
         pytest.skip("this NumPy is not built on scipy-openblas64: the NumPy path is used")
-    assert backend._blas_axpy(np.float32) is not None
-    assert backend._blas_axpy(np.float64) is not None
-    assert backend._blas_axpy(np.int64) is None
+    assert backend._blas("axpy", np.float32) is not None
+    assert backend._blas("axpy", np.float64) is not None
+    assert backend._blas("axpy", np.int64) is None
+
+
+# ------------------------------------------------------------ addmm
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("orders", ["CCC", "CCF", "CFC", "CFF", "FCC", "FCF", "FFC", "FFF"])
+@pytest.mark.parametrize(("n", "k", "p"), [(5, 7, 3), (1, 7, 3), (5, 1, 3), (5, 7, 1), (1, 1, 1)])
+def test_addmm_is_c_plus_alpha_a_b_in_place(
+    rng: np.random.Generator, dtype: Any, orders: str, n: int, k: int, p: int
+) -> None:
+    a = np.asarray(rng.standard_normal((n, k)), dtype, order=orders[0])
+    b = np.asarray(rng.standard_normal((k, p)), dtype, order=orders[1])
+    c = np.asarray(rng.standard_normal((n, p)), dtype, order=orders[2])
+    expected = c.astype(np.float64) - 0.3 * (a.astype(np.float64) @ b.astype(np.float64))
+    same = c
+    backend.addmm(c, a, b, -0.3)
+    assert c is same
+    np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def _counting_gemm(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the calls that reach BLAS's gemm (skip where NumPy does not ship scipy-openblas64)."""
+    real = backend._blas("gemm", np.float32)
+    if real is None:
+        pytest.skip("this NumPy is not built on scipy-openblas64: addmm takes the NumPy path")
+    calls: list[int] = []
+    lookup = backend._blas
+
+    def counted(*args: Any) -> None:
+        calls.append(1)
+        real(*args)
+
+    monkeypatch.setattr(
+        backend, "_blas", lambda routine, dt: counted if routine == "gemm" else lookup(routine, dt)
+    )
+    return calls
+
+
+def test_addmm_takes_blas_for_contiguous_float_arrays(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _counting_gemm(monkeypatch)
+    a = rng.standard_normal((32, 10), dtype=np.float32)
+    b = rng.standard_normal((32, 64), dtype=np.float32)
+    w = np.asfortranarray(rng.standard_normal((10, 64), dtype=np.float32))  # a Dense layer's W
+    expected = w - 0.1 * (a.T @ b)
+    backend.addmm(w, a.T, b, -0.1)  # W -= lr delta^T A_prev, as the linear rule calls it
+    assert calls == [1]
+    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_addmm_views_mixed_dtypes_and_overlap_take_numpy(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _counting_gemm(monkeypatch)
+    a = rng.standard_normal((4, 4), dtype=np.float32)
+    b = rng.standard_normal((4, 4), dtype=np.float32)
+    wide = rng.standard_normal((4, 8), dtype=np.float32)
+    view = wide[:, ::2]  # strided: BLAS would need a leading dimension it cannot express
+    expected = view + 2.0 * (a @ b)
+    backend.addmm(view, a, b, 2.0)
+    np.testing.assert_allclose(view, expected, rtol=1e-5)
+    c = a.copy()
+    expected = c + 0.5 * (c @ b)  # c is also an operand: BLAS would read entries it already wrote
+    backend.addmm(c, c, b, 0.5)
+    np.testing.assert_allclose(c, expected, rtol=1e-5)
+    c64 = np.zeros((4, 4))
+    backend.addmm(c64, a, b, 1.0)  # float32 operands into a float64 result
+    np.testing.assert_allclose(c64, a @ b, rtol=1e-6)
+    assert calls == []
+
+
+def test_addmm_finds_numpys_gemm_where_numpy_ships_it() -> None:
+    from threadpoolctl import threadpool_info
+
+    if not any("scipy_openblas64" in i["filepath"] for i in threadpool_info()):
+        pytest.skip("this NumPy is not built on scipy-openblas64: the NumPy path is used")
+    assert backend._blas("gemm", np.float32) is not None
+    assert backend._blas("gemm", np.float64) is not None
+    assert backend._blas("gemm", np.complex64) is None
