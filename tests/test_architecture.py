@@ -33,7 +33,7 @@ LEVELS: dict[str, int] = {
 }
 
 # code lines (not blank, comment or docstring) allowed per module: a smoke alarm, not a target
-BUDGET = {"tensor": 250, "ops": 450}
+BUDGET = {"tensor": 250, "ops": 470}
 DEFAULT_BUDGET = 500
 
 

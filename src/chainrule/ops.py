@@ -8,7 +8,11 @@ a fixed contract,
 
 where ``g = dC/dout`` has the shape of ``out``. A rule that also takes a
 ``needs`` keyword (``linear``, ``dense``, ``matmul``) is told which inputs want a
-gradient, and returns None for the others instead of computing them. Rules
+gradient, and returns None for the others instead of computing them. A rule that
+takes a ``descend`` keyword (``linear``, ``dense``: the inputs in ``descends``) can
+take an SGD step itself: ``descend[i] = alpha`` asks it to add ``alpha * dC/dinput_i``
+into input ``i`` in place and return None for it; for ``W`` that is one GEMM,
+:func:`chainrule.backend.addmm` (:mod:`chainrule.trace` uses it). Rules
 return gradients in the *broadcast* shape when that is simpler; the driver in :mod:`chainrule.tensor`
 reduces them to each input's shape. Arrays come from the active backend and
 every function below asks :func:`chainrule.backend.xp_of` for its namespace,
@@ -32,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import kernels
-from chainrule.backend import scatter_add, xp_of
+from chainrule.backend import addmm, axpy, scatter_add, xp_of
 from chainrule.errors import ConfigError
 from chainrule.tensor import VJP, Array, Primitive, Tensor
 
@@ -40,16 +44,16 @@ PRIMITIVES: dict[str, Primitive] = {}
 
 
 def primitive(
-    vjp: VJP | None, formula: str, samples: list[dict[str, Any]] | None = None
+    vjp: VJP | None, formula: str, samples: list[dict[str, Any]] | None = None, descends: tuple[int, ...] = ()
 ) -> Callable[[Callable[..., Array]], Primitive]:
     """Register ``forward`` with its rule ``vjp`` in :data:`PRIMITIVES`.
 
-    ``samples`` lists example inputs for the table-driven tests; see
-    :class:`chainrule.tensor.Primitive`.
+    ``samples`` lists example inputs for the table-driven tests, ``descends`` the inputs
+    the rule can update in place; see :class:`chainrule.tensor.Primitive`.
     """
 
     def register(forward: Callable[..., Array]) -> Primitive:
-        prim = Primitive(forward.__name__.strip("_"), forward, vjp, formula, samples)
+        prim = Primitive(forward.__name__.strip("_"), forward, vjp, formula, samples, descends)
         if prim.name in PRIMITIVES:
             raise ConfigError(f"primitive {prim.name!r} registered twice; pick another name.")
         PRIMITIVES[prim.name] = prim
@@ -183,21 +187,36 @@ def matmul(a: Array, b: Array) -> Array:
     return a @ b
 
 
+_KEEP = (None, None, None)  # ``descend`` for no input: every gradient returned
+
+
 def _linear_vjp(
-    g: Array, out: Array, a: Array, w: Array, *b: Array, needs: tuple[bool, ...] = (True, True, True)
+    g: Array, out: Array, a: Array, w: Array, *b: Array, needs: Any = (1, 1, 1), descend: Any = _KEEP
 ) -> tuple[Array | None, ...]:
-    g2 = g.reshape(-1, w.shape[0])
+    g2, a2 = g.reshape(-1, w.shape[0]), a.reshape(-1, w.shape[1])
     # NOTE: the first layer's input needs no gradient: skipping g @ W saves its largest product.
+    da = g @ w if needs[0] else None  # before W is stepped below
+    if descend[1] is not None:  # W += alpha delta^T A_prev, the product never stored (a fused SGD step)
+        addmm(w, g2.T, a2, descend[1])
     # dW = delta^T A_prev, computed as (A_prev^T delta)^T: BLAS's faster form, and laid out
     # column-major like the W of a Dense layer, so the update runs over contiguous memory.
-    grads = (g @ w if needs[0] else None, (a.reshape(-1, w.shape[1]).T @ g2).T if needs[1] else None)
-    return (*grads, g2.sum(axis=0) if needs[2] else None) if b else grads
+    grads = (da, (a2.T @ g2).T if needs[1] and descend[1] is None else None)
+    return (*grads, _kept(g2.sum(axis=0), b[0], descend[2]) if needs[2] else None) if b else grads
+
+
+def _kept(grad: Array, x: Array, alpha: float | None) -> Array | None:
+    """``grad``; or, given a step ``alpha``, None after ``x += alpha * grad`` in place (axpy)."""
+    if alpha is None:
+        return grad
+    axpy(alpha, grad, x)
+    return None
 
 
 @primitive(
     _linear_vjp,
     "Z = A_prev @ W^T + b: dA_prev = delta @ W; dW = delta^T @ A_prev; db = sum_m delta",
     [sample((5, 3), (4, 3), (4,)), sample((5, 3), (4, 3)), sample((3,), (4, 3), (4,))],
+    descends=(1, 2),
 )
 def linear(a: Array, w: Array, *b: Array) -> Array:
     """Dense layer ``Z = A_prev @ W.T + b``, fused for speed (equals the composite).
@@ -216,18 +235,27 @@ def linear(a: Array, w: Array, *b: Array) -> Array:
 
 
 def _dense_vjp(
-    g: Array, out: Array, a: Array, w: Array, *b: Array, activation: str, needs: Any = (1, 1, 1)
+    g: Array,
+    out: Array,
+    a: Array,
+    w: Array,
+    *b: Array,
+    activation: str,
+    needs: Any = (1, 1, 1),
+    descend: Any = _KEEP,
 ) -> Any:
     d, db = kernels.act_grad(g.reshape(-1, w.shape[0]), out.reshape(-1, w.shape[0]), activation, bool(b))
-    grads = _linear_vjp(d.reshape(g.shape), out, a, w, needs=(*needs[:2], False))
-    return (*grads, db if needs[2] else None) if b else grads
+    grads = _linear_vjp(
+        d.reshape(g.shape), out, a, w, needs=(*needs[:2], False), descend=(*descend[:2], None)
+    )
+    return (*grads, _kept(db, b[0], descend[2]) if needs[2] else None) if b else grads
 
 
 _ACTS = [sample((5, 3), (4, 3), *b, params={"activation": f}) for f in kernels.FUSED for b in [[(4,)], []]]
 _ACTS.append(sample((2, 5, 3), (4, 3), params={"activation": "tanh"}))
 
 
-@primitive(_dense_vjp, "a = phi(A_prev @ W^T + b): delta = g * phi'(a), then as linear", _ACTS)
+@primitive(_dense_vjp, "a = phi(A_prev @ W^T + b): delta = g * phi'(a), then as linear", _ACTS, (1, 2))
 def dense(a: Array, w: Array, *b: Array, activation: str = "relu") -> Array:
     """Dense layer and its activation in one op: ``a[l] = phi(A_prev @ W.T + b)``, fused loops.
 

@@ -65,9 +65,13 @@ class Primitive:
         Example inputs the table-driven tests use: ``{"shapes": [...],
         "params": {...} or callable(rng) -> dict, "domain": "real"|"positive"|
         "unit"}``.
+    descends : tuple of int
+        Inputs the rule can update in place instead of returning their gradient: given
+        ``descend[i] = alpha`` it adds ``alpha * dC/dinput_i`` into input ``i`` and returns
+        None for it (an SGD step fused into the gradient's product; :mod:`chainrule.trace`).
     """
 
-    __slots__ = ("__dict__", "formula", "forward", "masked", "name", "samples", "vjp")
+    __slots__ = ("__dict__", "descends", "formula", "forward", "masked", "name", "samples", "vjp")
 
     def __init__(
         self,
@@ -76,8 +80,10 @@ class Primitive:
         vjp: VJP | None,
         formula: str = "",
         samples: list[dict[str, Any]] | None = None,
+        descends: tuple[int, ...] = (),
     ) -> None:
         self.name = name
+        self.descends = descends
         self.forward = forward
         self.vjp = vjp
         self.formula = formula
