@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
+from chainrule import ops
 from chainrule.errors import ConfigError, DataError, GradientError
 from chainrule.layers import mlp
 from chainrule.losses import get_loss
@@ -128,7 +131,7 @@ def test_replay_with_fan_out_broadcasts_constants_and_a_returned_gradient_matche
         return (((z * scale + z) - offset - yb) ** 2).sum() + z.sum()
 
     step = trace(fn, [w, scale], x, y)
-    assert step.source.startswith("def replay(x, y):")
+    assert step.source.startswith("def replay(x, y, lr):")
     assert step.source.count(" = F") == len(step.forward)  # one line per recorded op
     for batch in range(2):  # fresh data each call: nothing of the first batch is baked in
         xb, yb = x + batch, y - batch
@@ -201,3 +204,80 @@ def test_a_loss_that_ignores_x_is_refused_by_name(rng: np.random.Generator) -> N
     model = mlp([6, 3], seed=0)
     with pytest.raises(ConfigError, match="does not depend on x"):
         trace(lambda xt, yb: (model[0].W * model[0].W).sum(), model.parameters(), x, y)
+
+
+# ------------------------------------------------- the SGD step inside the backward pass
+def _eager_step(model: Any, x: np.ndarray, y: np.ndarray, lr: float) -> list[np.ndarray]:
+    """What plain SGD gives: ``p - lr dC/dp`` from the eager engine, for every parameter."""
+    loss = get_loss("softmax_cross_entropy")
+    model.zero_grad()
+    loss(model(x), y).backward()
+    stepped = [p.data - lr * p.grad for p in model.parameters()]
+    model.zero_grad()
+    return stepped
+
+
+def test_descend_takes_the_sgd_step_in_the_backward_pass(rng: np.random.Generator) -> None:
+    x, y = _data(rng, 8)
+    x = x.astype(np.float64)
+    model = mlp([6, 5, 4, 3], "relu", "identity", seed=0, dtype=np.float64)
+    loss = get_loss("softmax_cross_entropy")
+    params = model.parameters()
+    step = trace(lambda xt, yb: loss(model(xt), yb), params, x, y, descend=params)
+    assert {id(p) for p in step.descended} == {id(p) for p in params}
+    assert step.source.count("descend=(None, d, d)") == 3  # two dense ops and the last linear
+    assert "_fresh" not in step.source  # no gradient is kept
+    for batch in range(3):
+        xb = x + batch
+        expected = _eager_step(model, xb, y, 0.1)
+        value = step(xb, y, 0.1)
+        assert np.isfinite(value)
+        for p, want in zip(params, expected, strict=True):
+            assert p.grad is None
+            np.testing.assert_allclose(p.data, want, rtol=1e-13, atol=1e-15)
+
+
+def test_a_shared_weight_is_not_stepped_in_place(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((5, 4))
+    y = rng.integers(0, 4, 5)
+    w = Tensor(rng.standard_normal((4, 4)), requires_grad=True)  # feeds two ops: gradients add up
+    b = Tensor(rng.standard_normal(4), requires_grad=True)
+    loss = get_loss("softmax_cross_entropy")
+
+    def fn(xt: Tensor, yb: np.ndarray) -> Tensor:
+        return loss(ops.linear(ops.linear(xt, w), w, b), yb)
+
+    step = trace(fn, [w, b], x, y, descend=[w, b])
+    assert len(step.descended) == 1 and step.descended[0] is b
+    w0, b0 = w.data.copy(), b.data.copy()
+    step(x, y, 0.5)
+    stepped_b, grad_w = b.data.copy(), w.grad.copy()
+    w.data[...], b.data[...] = w0, b0
+    w.grad = b.grad = None
+    fn(Tensor(x), y).backward()
+    np.testing.assert_array_equal(w.data, w0)  # only its gradient: the optimizer steps it
+    np.testing.assert_allclose(grad_w, w.grad, rtol=1e-13)
+    np.testing.assert_allclose(stepped_b, b0 - 0.5 * b.grad, rtol=1e-13)
+
+
+def test_a_descending_step_needs_a_learning_rate(rng: np.random.Generator) -> None:
+    x, y = _data(rng, 4)
+    model = mlp([6, 3], seed=0)
+    loss = get_loss("softmax_cross_entropy")
+    step = trace(lambda xt, yb: loss(model(xt), yb), model.parameters(), x, y, descend=model.parameters())
+    with pytest.raises(ConfigError, match="updates 2 parameters in place; pass lr"):
+        step(x, y)
+
+
+def test_a_non_finite_loss_steps_nothing(rng: np.random.Generator) -> None:
+    x, y = _data(rng, 4)
+    model = mlp([6, 4, 3], seed=0)
+    loss = get_loss("softmax_cross_entropy")
+    params = model.parameters()
+    step = trace(lambda xt, yb: loss(model(xt), yb), params, x, y, descend=params)
+    before = [p.data.copy() for p in params]
+    x[1, 2] = np.nan
+    assert np.isnan(step(x, y, 0.1))
+    for p, b in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p.data, b)
+        assert p.grad is None

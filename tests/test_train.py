@@ -341,3 +341,55 @@ def test_evaluate_and_predict_restore_the_training_mode() -> None:
     assert model.training and all(layer.training for layer in model)
     with pytest.raises(DataError, match=r"predict: no examples \(0 rows\)"):
         predict(model, x[:0])
+
+
+# ------------------------------------------------------ plain SGD fused into the backward pass
+def _trained(fused_update: bool, **options: object) -> tuple[Trainer, list[np.ndarray]]:
+    x, y = blobs()
+    model = mlp([4, 8, 8, 3], "relu", "softmax", seed=0)
+    trainer = Trainer(model, "cross_entropy", "sgd", 0.1, batch_size=16, fused_update=fused_update, **options)
+    trainer.fit(x, y, 3, verbose=0)
+    return trainer, [p.data.copy() for p in model.parameters()]
+
+
+def test_plain_sgd_steps_inside_the_backward_pass_with_the_same_weights() -> None:
+    fused, w_fused = _trained(True)
+    kept, w_kept = _trained(False)
+    assert all(step.descended for step in fused._traces.values() if step)  # every batch shape
+    assert not any(step.descended for step in kept._traces.values() if step)
+    assert all(p.grad is None for p in fused.optimizer.params)  # the gradients were never stored
+    assert all(p.grad is not None for p in kept.optimizer.params)
+    for a, b in zip(w_fused, w_kept, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fused.history["loss"], kept.history["loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"optimizer_options": {"momentum": 0.9}},
+        {"optimizer_options": {"weight_decay": 1e-3}},
+        {"clip_norm": 1.0},
+    ],
+    ids=["momentum", "weight_decay", "clip_norm"],
+)
+def test_sgd_that_is_not_plain_keeps_its_gradients(options: dict[str, object]) -> None:
+    trainer, _ = _trained(True, **options)
+    assert trainer._traces and not any(step.descended for step in trainer._traces.values() if step)
+    assert all(p.grad is not None for p in trainer.optimizer.params)
+
+
+def test_a_non_finite_loss_in_a_fused_step_leaves_the_weights_as_they_were() -> None:
+    x, y = blobs()
+    model = mlp([4, 8, 3], "tanh", "softmax", seed=0)
+    trainer = Trainer(model, "cross_entropy", batch_size=32)
+    trainer.fit(x, y, 1, verbose=0)
+    model[1].W.data[0, 0] = np.inf
+    before = [p.data.copy() for p in model.parameters()]
+    with pytest.raises(
+        GradientError, match=r"at epoch 2, step 1; first non-finite gradient: layers\[\d\] Dense"
+    ):
+        trainer.fit(x, y, 2, verbose=0)
+    assert any(step.descended for step in trainer._traces.values() if step)
+    for p, b in zip(model.parameters(), before, strict=True):
+        np.testing.assert_array_equal(p.data, b)  # the step returned before moving anything

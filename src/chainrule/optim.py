@@ -51,6 +51,15 @@ class Optimizer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay})"
 
+    @property
+    def plain(self) -> bool:
+        """True if :meth:`update` is exactly ``W := W - alpha dC/dW``, so a trace may fuse it.
+
+        :class:`~chainrule.train.Trainer` then lets the backward pass take that step
+        (``descend`` in :mod:`chainrule.trace`) instead of calling :meth:`update`.
+        """
+        return False
+
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
         for p in self.params:
@@ -134,6 +143,11 @@ class SGD(Optimizer):
             f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}, "
             f"weight_decay={self.weight_decay})"
         )
+
+    @property
+    def plain(self) -> bool:
+        """True without momentum and weight decay: the step is ``W := W - alpha dC/dW``."""
+        return not (self.momentum or self.weight_decay)
 
     def update(self, w: Array, g: Array, state: dict[str, Array]) -> None:
         g = self._decayed(w, g)

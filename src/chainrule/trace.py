@@ -18,13 +18,23 @@ constant that is not ``x``, ``y`` or a leaf's or watched tensor's current
 ``data`` (read afresh on every call). Random masks (dropout) are constants, so a
 model with active dropout must not be traced; :class:`~chainrule.train.Trainer`
 falls back to the eager engine then, and keys its traces by all of the above.
+
+A trace can also take the SGD step ``p := p - lr dC/dp`` for the parameters in
+``descend``, inside the backward pass: a rule that can (``linear`` and ``dense``,
+for ``W`` and ``b``) adds ``-lr`` times the gradient into the parameter in place,
+``W`` in the same GEMM that forms ``delta^T A_prev``, so ``dC/dW`` is never stored
+or read back. Such a parameter's ``grad`` is left None. Only a parameter that feeds
+exactly one such op is stepped this way; the others get their ``grad`` as usual. A
+step whose loss is not finite returns it before the backward pass, so nothing moves.
 """
 
 from __future__ import annotations
 
 import keyword
 import linecache
+import math
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,12 +57,14 @@ def _operand(kind: int, value: Any, x: Array, y: Array) -> Any:
 
 
 class TracedStep:
-    """``step(x, y) -> C``: replays a recorded forward and backward; sets each parameter's ``grad``.
+    """``step(x, y, lr=None) -> C``: replays a recorded forward and backward; sets each ``grad``.
 
     Built by :func:`trace`. Calling it replaces (does not add to) the ``grad``
-    of every parameter that the loss depends on, like ``zero_grad`` + ``backward``.
-    ``source`` is the replay's Python code: ``v<i>`` the recorded values,
-    ``g<i>`` their gradients, ``F<i>``/``V<i>`` each op's forward and rule.
+    of every parameter that the loss depends on, like ``zero_grad`` + ``backward``;
+    the parameters in ``descended`` instead take the step ``p -= lr dC/dp`` in place
+    (``lr`` is then required) and keep ``grad = None``. ``source`` is the replay's
+    Python code: ``v<i>`` the recorded values, ``g<i>`` their gradients,
+    ``F<i>``/``V<i>`` each op's forward and rule, ``d = -lr``.
     """
 
     def __init__(
@@ -62,6 +74,7 @@ class TracedStep:
         x: Array,
         y: Array,
         watch: Sequence[Tensor] = (),
+        descend: Sequence[Tensor] = (),
     ) -> None:
         x_t = Tensor(x, requires_grad=True)  # track everything derived from x, then drop its gradient
         root = fn(x_t, y)
@@ -85,6 +98,7 @@ class TracedStep:
         self.backward: list[
             tuple[int, str, Any, list[int | None], dict[str, Any], list[tuple[int, ...]], list[str]]
         ] = []
+        steppable: dict[int, list[tuple[int, int]]] = {}  # op -> (input, slot) its rule can step
         for i, t in enumerate(order):
             if t._node is None:
                 continue
@@ -103,7 +117,14 @@ class TracedStep:
             self.backward.append(
                 (i, prim.name, prim.vjp, targets, bparams, [p.shape for p in parents], y_keys)
             )
+            steppable[i] = [(j, s) for j, s in enumerate(targets) if j in prim.descends and s is not None]
         self.backward.reverse()
+        # a parameter feeding one op only, whose rule can step it: stepped there, its dC/dp never kept
+        uses = Counter(s for entry in self.backward for s in entry[3] if s is not None)
+        chosen = {i for i, t in self.leaves if uses[i] == 1 and any(t is p for p in descend)}
+        self.descents = {i: {j for j, s in steps if s in chosen} for i, steps in steppable.items()}
+        self.descended = [t for i, t in self.leaves if i in chosen]
+        self._chosen = chosen
         self.source, self._replay = self._compile()
 
     def _arg(self, p: Tensor, slot: dict[int, int], x: Array, y: Array) -> tuple[int, Any]:
@@ -124,10 +145,12 @@ class TracedStep:
             )
         return _CONST, p.data
 
-    def __call__(self, x: Array, y: Array) -> Array:
-        return self._replay(x, y)
+    def __call__(self, x: Array, y: Array, lr: float | None = None) -> Array:
+        if lr is None and self.descended:
+            raise ConfigError(f"trace: this step updates {len(self.descended)} parameters in place; pass lr.")
+        return self._replay(x, y, lr)
 
-    def _compile(self) -> tuple[str, Callable[[Array, Array], Array]]:
+    def _compile(self) -> tuple[str, Callable[[Array, Array, float | None], Array]]:
         """The replay as straight-line Python, one line per op and per gradient, compiled once.
 
         The same calls in the same order as an interpreted walk over the records (so the
@@ -137,6 +160,7 @@ class TracedStep:
         seed ``g[root] = 1``.
         """
         env: dict[str, Any] = {"_generic": np.generic, "_asarray": np.asarray, "_xp_of": xp_of}
+        env["_isfinite"] = math.isfinite
         env.update(_owner=_owner, _unbroadcast=_unbroadcast, _fresh=fresh, _miscount=_miscount)
         body = [f"v{i} = S{i}.data" for i, _ in self.sources] + [f"v{self.x_slot} = x"]
         env.update({f"S{i}": leaf for i, leaf in self.sources})
@@ -157,24 +181,39 @@ class TracedStep:
             call = _arguments(names, f"P{i}", params, y_keys, env)
             body.append(f"v{i} = F{i}({call})  # {_words(getattr(forward, '__name__', 'op'))}")
             body.append(f"if isinstance(v{i}, _generic): v{i} = _asarray(v{i})")
-        pending = {s for entry in self.backward for s in entry[3] if s is not None} | set(calls)
-        body += [f"g{s} = None" for s in sorted(pending - {self.root})]
+        if self.descended:  # nothing is stepped on a non-finite loss: the caller sees it first
+            body += [f"if not _isfinite(v{self.root}): return v{self.root}", "d = -lr"]
+        pending = {s for entry in self.backward for s in entry[3] if s is not None} - self._chosen
+        body += [f"g{s} = None" for s in sorted((pending | set(calls)) - {self.root})]
         body += [f"g{self.root} = _xp_of(v{self.root}).ones_like(v{self.root})", "owned = {}"]
         for i, name, vjp, slots, params, shapes, y_keys in self.backward:
             env[f"V{i}"], call = vjp, _arguments([f"g{i}", f"v{i}", *calls[i]], f"Q{i}", params, y_keys, env)
+            stepped = self.descents[i]
+            if stepped:  # the rule steps these inputs itself and returns None for them
+                steps = ", ".join("d" if j in stepped else "None" for j in range(len(slots)))
+                call += f", descend=({steps}{',' if len(slots) == 1 else ''})"
             body += [f"if g{i} is not None:  # {_words(name)}", f"    o = _owner(g{i}); owned[id(o)] = o"]
             body += [f"    r = V{i}({call})", f"    g{i} = None"]
             body.append(f"    if len(r) != {len(slots)}: _miscount({name!r}, r, {len(slots)})")
             for j, s in enumerate(slots):
-                if s is not None:  # a rule's gradient, summed back to its input's shape, then added up
+                if (
+                    s is not None and j not in stepped
+                ):  # a rule's gradient, summed back to its input's shape, then added up
                     env[f"H{i}_{j}"] = shapes[j]
                     body += [f"    p = r[{j}]", "    if p is not None:"]
                     body.append(f"        if p.shape != H{i}_{j}: p = _unbroadcast(p, H{i}_{j}, {name!r})")
                     body.append(f"        g{s} = p if g{s} is None else g{s} + p")
         env.update({f"L{i}": leaf for i, leaf in self.leaves})
-        body += [f"L{i}.grad = None if g{i} is None else _fresh(g{i}, owned)" for i, _ in self.leaves]
+        body += [
+            f"L{i}.grad = None  # stepped in place by its op's rule"
+            if i in self._chosen
+            else f"L{i}.grad = None if g{i} is None else _fresh(g{i}, owned)"
+            for i, _ in self.leaves
+        ]
         source = (
-            "def replay(x, y):\n" + "".join(f"    {line}\n" for line in body) + f"    return v{self.root}\n"
+            "def replay(x, y, lr):\n"
+            + "".join(f"    {line}\n" for line in body)
+            + f"    return v{self.root}\n"
         )
         filename = f"<chainrule.trace {id(self):x}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # for tracebacks
@@ -213,6 +252,7 @@ def trace(
     x: Array,
     y: Array,
     watch: Sequence[Tensor] = (),
+    descend: Sequence[Tensor] = (),
 ) -> TracedStep:
     """Record ``fn(x, y) -> C`` once on example inputs; return a replayable :class:`TracedStep`.
 
@@ -227,8 +267,11 @@ def trace(
     watch : sequence of Tensor
         Tensors that need no gradient but whose ``data`` may be replaced between
         calls (frozen parameters): read afresh on every call, not frozen.
+    descend : sequence of Tensor
+        Parameters to step by plain SGD inside the backward pass where an op's rule can
+        (see the module docstring); the step is then called as ``step(x, y, lr)``.
     """
-    return TracedStep(fn, params, x, y, watch)
+    return TracedStep(fn, params, x, y, watch, descend)
 
 
 __all__ = ["TracedStep", "trace"]

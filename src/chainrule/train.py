@@ -113,6 +113,12 @@ class Trainer:
     traced : bool
         Replay a trace of the step (:mod:`chainrule.trace`) instead of rebuilding
         the graph every step: the same numbers, less Python work.
+    fused_update : bool
+        With a trace, plain SGD (no momentum, weight decay or ``clip_norm``) takes its
+        step inside the backward pass: ``W -= alpha delta^T A_prev`` in the GEMM that
+        would have formed ``dC/dW`` (``descend`` in :mod:`chainrule.trace`). The weights
+        are the same (to the last bit or two); the gradients are not kept, so those
+        parameters' ``grad`` is None after a step. False keeps every ``grad``.
 
     Constructing a Trainer calls :func:`chainrule.backend.keep_freed_memory` (once per
     process; ``CHAINRULE_KEEP_FREED_MEMORY=0`` turns it off).
@@ -130,6 +136,7 @@ class Trainer:
         schedule: Callable[[Optimizer], Schedule] | None = None,
         optimizer_options: dict[str, Any] | None = None,
         traced: bool = True,
+        fused_update: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"Trainer: batch_size must be >= 1, got {batch_size}.")
@@ -155,6 +162,7 @@ class Trainer:
         self.history = History()
         self.stop = False
         self.traced = traced
+        self.fused_update = fused_update
         backend.keep_freed_memory()  # steps reuse freed memory instead of faulting it in anew
         self._traces: dict[tuple[Any, ...], TracedStep | None] = {}
 
@@ -178,9 +186,11 @@ class Trainer:
             cost = self._loss_of(Tensor(xb), yb)
             cost.backward()
             value = float(cost.data)
-        else:
-            value = float(step_fn(xb, yb))
+        else:  # a fused step moves its parameters here, unless the loss is not finite
+            value = float(step_fn(xb, yb, self.optimizer.lr))
         if not math.isfinite(value):
+            if step_fn is not None and step_fn.descended:  # no gradients were kept: find the culprit
+                self._loss_of(Tensor(xb), yb).backward()
             raise GradientError(self._non_finite_message(value, step))
         if self.clip_norm is not None:
             clip_grad_norm(self.optimizer.params, self.clip_norm)
@@ -193,12 +203,23 @@ class Trainer:
     def _traced(self, xb: Any, yb: Any) -> TracedStep | None:
         """The trace for batches of this shape, recorded on first use; None if untraceable."""
         params = self.model.parameters()
-        key = (xb.shape, yb.shape, yb.dtype.str, self.model.training, self.step_loss.reduction)
+        key: tuple[Any, ...] = (
+            xb.shape,
+            yb.shape,
+            yb.dtype.str,
+            self.model.training,
+            self.step_loss.reduction,
+        )
         key += tuple((p.requires_grad, p.dtype.str) for p in params)  # frozen or recast: trace anew
+        fuse = self.fused_update and self.clip_norm is None and self.optimizer.plain
+        key += (fuse,)
         if key not in self._traces:
             rng_state = self.model.rng_state()
+            descend = self.optimizer.params if fuse else ()
             try:
-                self._traces[key] = trace(self._loss_of, self.optimizer.params, xb, yb, watch=params)
+                self._traces[key] = trace(
+                    self._loss_of, self.optimizer.params, xb, yb, watch=params, descend=descend
+                )
             except ConfigError:  # e.g. dropout masks: undo the draws the attempt made
                 self.model.set_rng_state(rng_state)
                 self._traces[key] = None
@@ -376,7 +397,7 @@ def fit(
     >>> h["accuracy"][-1] > 0.9
     True
     """
-    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "traced"}
+    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "traced", "fused_update"}
     trainer = Trainer(
         model,
         loss,
