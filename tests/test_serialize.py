@@ -262,6 +262,20 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, optimizer: str) -> None:
         assert resumed_history[key] == full.history[key]
 
 
+@pytest.mark.parametrize(("traced", "fused_update"), [(True, False), (False, True)])
+def test_checkpoint_keeps_the_engine_options(tmp_path, traced: bool, fused_update: bool) -> None:
+    x, y = blobs()
+    model = mlp([4, 8, 3], "relu", "softmax", seed=0)
+    trainer = Trainer(
+        model, "cross_entropy", "sgd", 0.1, batch_size=16, traced=traced, fused_update=fused_update
+    )
+    trainer.fit(x, y, 1, verbose=0)
+    path = tmp_path / "ckpt.safetensors"
+    serialize.save_checkpoint(path, trainer)
+    resumed = serialize.load_checkpoint(path)
+    assert (resumed.traced, resumed.fused_update) == (traced, fused_update)
+
+
 def test_checkpoint_callback_writes_every_n_epochs(tmp_path) -> None:
     x, y = blobs()
     path = tmp_path / "ckpt.safetensors"

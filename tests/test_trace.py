@@ -281,3 +281,51 @@ def test_a_non_finite_loss_steps_nothing(rng: np.random.Generator) -> None:
     for p, b in zip(params, before, strict=True):
         np.testing.assert_array_equal(p.data, b)
         assert p.grad is None
+
+
+def test_only_parameters_of_stepping_ops_are_stepped(rng: np.random.Generator) -> None:
+    x = rng.standard_normal((5, 4))
+    y = rng.integers(0, 3, 5)
+    scale = Tensor(rng.standard_normal(4), requires_grad=True)  # used once, by mul: no rule steps it
+    w_first = Tensor(rng.standard_normal((3, 4)), requires_grad=True)  # linear's input a, not its W
+    w = Tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    loss = get_loss("softmax_cross_entropy")
+
+    def fn(xt: Tensor, yb: np.ndarray) -> Tensor:
+        return loss(ops.linear(w_first, xt * scale).T + ops.linear(xt, w), yb)
+
+    params = [scale, w_first, w]
+    step = trace(fn, params, x, y, descend=params)
+    assert len(step.descended) == 1 and step.descended[0] is w
+    before = [p.data.copy() for p in params]
+    value = step(x, y, 0.5)
+    kept = [scale.grad.copy(), w_first.grad.copy()]
+    stepped = w.data.copy()
+    for p, b in zip(params, before, strict=True):
+        p.data[...], p.grad = b, None
+    eager = fn(Tensor(x), y)
+    eager.backward()
+    assert float(value) == eager.item()
+    np.testing.assert_array_equal(kept[0], scale.grad)
+    np.testing.assert_array_equal(kept[1], w_first.grad)
+    np.testing.assert_allclose(stepped, before[2] - 0.5 * w.grad, rtol=1e-13)
+
+
+def test_parameters_sharing_memory_are_not_stepped_in_place(rng: np.random.Generator) -> None:
+    x, y = _data(rng, 8)
+    model = mlp([6, 6, 6, 3], "tanh", "identity", seed=0, dtype=np.float64)
+    model[1].W.data = model[0].W.data  # tied through one array: stepping one would move the other
+    loss = get_loss("softmax_cross_entropy")
+    params = model.parameters()
+    step = trace(lambda xt, yb: loss(model(xt), yb), params, x.astype(np.float64), y, descend=params)
+    assert not any(p is model[0].W or p is model[1].W for p in step.descended)
+    assert len(step.descended) == 4  # the biases and the last layer's W
+
+
+def test_a_one_element_loss_of_any_shape_can_descend(rng: np.random.Generator) -> None:
+    x, y = _data(rng, 4)
+    model = mlp([6, 3], seed=0)
+    loss = get_loss("softmax_cross_entropy")
+    params = model.parameters()
+    step = trace(lambda xt, yb: loss(model(xt), yb).reshape((1, 1)), params, x, y, descend=params)
+    assert step(x, y, 0.1).shape == (1, 1)

@@ -11,7 +11,7 @@ import torch
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.layers import Dense, Sequential, mlp
 from chainrule.losses import SoftmaxCrossEntropy
-from chainrule.optim import StepLR
+from chainrule.optim import SGD, StepLR
 from chainrule.train import EarlyStopping, History, Trainer, check_data, evaluate, fit, plot_history, predict
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the non-finite runs overflow on purpose
@@ -393,3 +393,33 @@ def test_a_non_finite_loss_in_a_fused_step_leaves_the_weights_as_they_were() -> 
     assert any(step.descended for step in trainer._traces.values() if step)
     for p, b in zip(model.parameters(), before, strict=True):
         np.testing.assert_array_equal(p.data, b)  # the step returned before moving anything
+
+
+def test_a_replaced_optimizer_steps_only_its_own_parameters() -> None:
+    x, y = blobs()
+    for fused_update in (True, False):
+        model = mlp([4, 8, 3], "relu", "softmax", seed=0)
+        trainer = Trainer(model, "cross_entropy", "sgd", 0.1, batch_size=32, fused_update=fused_update)
+        trainer.fit(x, y, 1, verbose=0)
+        first = model[0].W.data.copy()
+        trainer.optimizer = SGD(model[1].parameters(), lr=0.1)  # fine-tune the head only
+        head = model[1].W.data.copy()
+        trainer.fit(x, y, 2, verbose=0)
+        np.testing.assert_array_equal(model[0].W.data, first)
+        assert not np.array_equal(model[1].W.data, head)
+
+
+def test_an_sgd_subclass_with_its_own_rule_is_not_fused() -> None:
+    class SignSGD(SGD):
+        def update(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> None:
+            w -= self.lr * np.sign(g)
+
+    model = mlp([4, 8, 3], "relu", "softmax", seed=0)
+    assert SGD(model.parameters()).plain
+    assert not SignSGD(model.parameters()).plain
+    trainer = Trainer(model, "cross_entropy", SignSGD(model.parameters(), lr=0.1), batch_size=32)
+    before = model[0].W.data.copy()
+    x, y = blobs()
+    trainer.train_step(x[:32], y[:32])
+    steps = np.abs(model[0].W.data - before) / np.float32(0.1)
+    np.testing.assert_allclose(steps[steps > 0], 1, rtol=1e-4)  # sign steps, not gradient steps

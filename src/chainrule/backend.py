@@ -213,22 +213,8 @@ def addmm(c: Any, a: Any, b: Any, alpha: float) -> None:
         k = a.shape[1]
         trans_a, lda = (111, max(n, 1)) if a.flags.f_contiguous else (112, max(k, 1))  # NoTrans, Trans
         trans_b, ldb = (111, max(k, 1)) if b.flags.f_contiguous else (112, max(p, 1))
-        fast(
-            102,
-            trans_a,
-            trans_b,
-            n,
-            p,
-            k,
-            alpha,
-            a.ctypes.data,
-            lda,
-            b.ctypes.data,
-            ldb,
-            1.0,
-            c.ctypes.data,
-            max(n, 1),
-        )
+        operands = (a.ctypes.data, lda, b.ctypes.data, ldb, 1.0, c.ctypes.data, max(n, 1))  # beta = 1
+        fast(102, trans_a, trans_b, n, p, k, float(alpha), *operands)  # column-major
     else:
         c += alpha * (a @ b)
 

@@ -146,8 +146,9 @@ class SGD(Optimizer):
 
     @property
     def plain(self) -> bool:
-        """True without momentum and weight decay: the step is ``W := W - alpha dC/dW``."""
-        return not (self.momentum or self.weight_decay)
+        """True without momentum and weight decay, and with SGD's own rule (not a subclass's)."""
+        rule = type(self).update is SGD.update and type(self).step is Optimizer.step
+        return rule and not (self.momentum or self.weight_decay)
 
     def update(self, w: Array, g: Array, state: dict[str, Array]) -> None:
         g = self._decayed(w, g)

@@ -188,6 +188,8 @@ def save_checkpoint(path: str | os.PathLike[str], trainer: Trainer) -> None:
         "loss": {"name": trainer.loss.name, "reduction": trainer.loss.reduction},
         "batch_size": trainer.batch_size,
         "clip_norm": trainer.clip_norm,
+        "traced": trainer.traced,
+        "fused_update": trainer.fused_update,
         "schedule": None
         if trainer.schedule is None
         else {"epoch": trainer.schedule.epoch, "base_lr": trainer.schedule.base_lr},
@@ -223,6 +225,8 @@ def _resume(path: Any, state: dict[str, Any], schedule: Any) -> Trainer:
         seed=state.get("seed", 0),
         clip_norm=state["clip_norm"],
         schedule=schedule,
+        traced=state.get("traced", True),  # absent from checkpoints written before these options
+        fused_update=state.get("fused_update", True),
     )
     trainer.loss.reduction = trainer.step_loss.reduction = state["loss"]["reduction"]
     trainer.epoch = int(state["epoch"])

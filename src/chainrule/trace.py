@@ -24,8 +24,9 @@ A trace can also take the SGD step ``p := p - lr dC/dp`` for the parameters in
 for ``W`` and ``b``) adds ``-lr`` times the gradient into the parameter in place,
 ``W`` in the same GEMM that forms ``delta^T A_prev``, so ``dC/dW`` is never stored
 or read back. Such a parameter's ``grad`` is left None. Only a parameter that feeds
-exactly one such op is stepped this way; the others get their ``grad`` as usual. A
-step whose loss is not finite returns it before the backward pass, so nothing moves.
+exactly one such op, and whose memory no other tensor of the step shares (checked
+when tracing), is stepped this way; the others get their ``grad`` as usual. A step
+whose loss is not finite returns it before the backward pass, so nothing moves.
 """
 
 from __future__ import annotations
@@ -121,7 +122,13 @@ class TracedStep:
         self.backward.reverse()
         # a parameter feeding one op only, whose rule can step it: stepped there, its dC/dp never kept
         uses = Counter(s for entry in self.backward for s in entry[3] if s is not None)
-        chosen = {i for i, t in self.leaves if uses[i] == 1 and any(t is p for p in descend)}
+        able = {s for steps in steppable.values() for _, s in steps}
+        chosen = {i for i, t in self.leaves if uses[i] == 1 and i in able and any(t is p for p in descend)}
+        constants = [a for *_, args, _, _ in self.forward for kind, a in args if kind == _CONST]
+        for i, t in self.leaves:  # its memory seen through another tensor would be read after its step
+            others = [u.data for j, u in self.sources if j != i] + constants
+            if i in chosen and any(xp_of(t.data).may_share_memory(t.data, o) for o in others):
+                chosen.discard(i)
         self.descents = {i: {j for j, s in steps if s in chosen} for i, steps in steppable.items()}
         self.descended = [t for i, t in self.leaves if i in chosen]
         self._chosen = chosen
@@ -182,7 +189,7 @@ class TracedStep:
             body.append(f"v{i} = F{i}({call})  # {_words(getattr(forward, '__name__', 'op'))}")
             body.append(f"if isinstance(v{i}, _generic): v{i} = _asarray(v{i})")
         if self.descended:  # nothing is stepped on a non-finite loss: the caller sees it first
-            body += [f"if not _isfinite(v{self.root}): return v{self.root}", "d = -lr"]
+            body += [f"if not _isfinite(v{self.root}.item()): return v{self.root}", "d = -lr"]
         pending = {s for entry in self.backward for s in entry[3] if s is not None} - self._chosen
         body += [f"g{s} = None" for s in sorted((pending | set(calls)) - {self.root})]
         body += [f"g{self.root} = _xp_of(v{self.root}).ones_like(v{self.root})", "owned = {}"]

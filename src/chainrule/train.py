@@ -203,16 +203,11 @@ class Trainer:
     def _traced(self, xb: Any, yb: Any) -> TracedStep | None:
         """The trace for batches of this shape, recorded on first use; None if untraceable."""
         params = self.model.parameters()
-        key: tuple[Any, ...] = (
-            xb.shape,
-            yb.shape,
-            yb.dtype.str,
-            self.model.training,
-            self.step_loss.reduction,
-        )
-        key += tuple((p.requires_grad, p.dtype.str) for p in params)  # frozen or recast: trace anew
         fuse = self.fused_update and self.clip_norm is None and self.optimizer.plain
-        key += (fuse,)
+        key: tuple[Any, ...] = (xb.shape, xb.dtype, yb.shape, yb.dtype, self.model.training)
+        key += (self.step_loss.reduction, fuse)
+        key += tuple([(p.requires_grad, p.data.dtype) for p in params])  # frozen or recast: trace anew
+        key += tuple(map(id, self.optimizer.params))  # a new optimizer wants other gradients or steps
         if key not in self._traces:
             rng_state = self.model.rng_state()
             descend = self.optimizer.params if fuse else ()
