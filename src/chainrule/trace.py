@@ -88,6 +88,7 @@ class TracedStep:
         wanted = {id(p) for p in params}
         self.n = len(order)
         self.root = slot[id(root)]
+        self._seed = xp_of(root.data).ones_like(root.data)  # dC/dC, copied afresh on each call
         if id(x_t) not in slot:
             raise ConfigError("trace: the step's loss does not depend on x; nothing to replay per batch.")
         self.x_slot = slot[id(x_t)]
@@ -166,7 +167,7 @@ class TracedStep:
         shows it: the forward ``v[i] = op(...)``, then the rules backward from the loss's
         seed ``g[root] = 1``.
         """
-        env: dict[str, Any] = {"_generic": np.generic, "_asarray": np.asarray, "_xp_of": xp_of}
+        env: dict[str, Any] = {"_generic": np.generic, "_asarray": np.asarray}
         env["_isfinite"] = math.isfinite
         env.update(_owner=_owner, _unbroadcast=_unbroadcast, _fresh=fresh, _miscount=_miscount)
         body = [f"v{i} = S{i}.data" for i, _ in self.sources] + [f"v{self.x_slot} = x"]
@@ -192,14 +193,17 @@ class TracedStep:
             body += [f"if not _isfinite(v{self.root}.item()): return v{self.root}", "d = -lr"]
         pending = {s for entry in self.backward for s in entry[3] if s is not None} - self._chosen
         body += [f"g{s} = None" for s in sorted((pending | set(calls)) - {self.root})]
-        body += [f"g{self.root} = _xp_of(v{self.root}).ones_like(v{self.root})", "owned = {}"]
+        env["SEED"] = self._seed
+        keeps = any(i not in self._chosen for i, _ in self.leaves)  # some gradient is stored
+        body += [f"g{self.root} = SEED.copy()", *(["owned = {}"] if keeps else [])]
         for i, name, vjp, slots, params, shapes, y_keys in self.backward:
             env[f"V{i}"], call = vjp, _arguments([f"g{i}", f"v{i}", *calls[i]], f"Q{i}", params, y_keys, env)
             stepped = self.descents[i]
             if stepped:  # the rule steps these inputs itself and returns None for them
                 steps = ", ".join("d" if j in stepped else "None" for j in range(len(slots)))
                 call += f", descend=({steps}{',' if len(slots) == 1 else ''})"
-            body += [f"if g{i} is not None:  # {_words(name)}", f"    o = _owner(g{i}); owned[id(o)] = o"]
+            body.append(f"if g{i} is not None:  # {_words(name)}")
+            body += [f"    o = _owner(g{i}); owned[id(o)] = o"] if keeps else []
             body += [f"    r = V{i}({call})", f"    g{i} = None"]
             body.append(f"    if len(r) != {len(slots)}: _miscount({name!r}, r, {len(slots)})")
             for j, s in enumerate(slots):
