@@ -190,7 +190,7 @@ def test_loops_compile_where_no_cache_location_is_writable(monkeypatch: pytest.M
 
     monkeypatch.setattr(numba, "njit", njit)
     loops = kernels._compile()
-    assert set(loops) == {"forward", "backward", "sce_shift", "sce_loss", "sce_grad"}
+    assert set(loops) == {"forward", "backward", "sce_shift", "sce_loss", "sce_grad", "gemm"}
     z = np.array([[-1.0, 2.0]])
     loops["forward"](z, z[0, :1], False, 0, 0.0, 1.0)
     assert z.tolist() == [[0.0, 2.0]]
@@ -228,3 +228,48 @@ def test_unknown_fused_activation_is_a_config_error() -> None:
 
 def test_integer_pre_activation_takes_tanh_out_of_place() -> None:
     np.testing.assert_allclose(kernels.bias_act(np.array([[1, 2]]), None, "tanh"), np.tanh([[1.0, 2.0]]))
+
+
+# ------------------------------------------------------------ addmm from compiled code
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("orders", ["FFC", "CCC", "CFF", "FCF"])
+def test_addmm_from_compiled_code_is_the_same_blas_call(
+    rng: np.random.Generator, dtype: Any, orders: str
+) -> None:
+    from chainrule import backend
+
+    if backend._blas("gemm", dtype) is None:
+        pytest.skip("this NumPy is not built on scipy-openblas64: addmm takes the NumPy path")
+    a = np.asarray(rng.standard_normal((9, 32)), dtype, order=orders[0])  # delta^T of a batch of 32
+    b = np.asarray(rng.standard_normal((32, 17)), dtype, order=orders[1])
+    c = np.asarray(rng.standard_normal((9, 17)), dtype, order=orders[2])
+    expected, compiled, numpy_path = (c.copy(order="K") for _ in range(3))
+    backend.addmm(expected, a, b, -0.1)  # through ctypes
+    saved = kernels._load()
+    calls = []
+    kernels._compiled["loops"] = {**saved, "gemm": lambda *args: calls.append(saved["gemm"](*args))}
+    try:
+        kernels.addmm(compiled, a, b, -0.1)
+    finally:
+        kernels._compiled["loops"] = saved
+    assert len(calls) == 1  # the compiled call, not a fallback
+    kernels._compiled["loops"] = None
+    try:
+        kernels.addmm(numpy_path, a, b, -0.1)  # without Numba: backend.addmm
+    finally:
+        kernels._compiled["loops"] = saved
+    np.testing.assert_array_equal(compiled, expected)  # the very same gemm, bit for bit
+    np.testing.assert_array_equal(numpy_path, expected)
+
+
+def test_addmm_from_compiled_code_leaves_odd_arrays_to_numpy(rng: np.random.Generator) -> None:
+    a = rng.standard_normal((4, 4), dtype=np.float32)
+    wide = rng.standard_normal((4, 8), dtype=np.float32)
+    view = wide[:, ::2]
+    expected = view + 0.5 * (a @ a)
+    kernels.addmm(view, a, a, 0.5)  # strided: no BLAS plan, NumPy's path
+    np.testing.assert_allclose(view, expected, rtol=1e-5)
+    c = a.copy()
+    expected = c + 0.5 * (c @ a)
+    kernels.addmm(c, c, a, 0.5)  # c is an operand too
+    np.testing.assert_allclose(c, expected, rtol=1e-5)

@@ -12,7 +12,7 @@ gradient, and returns None for the others instead of computing them. A rule that
 takes a ``descend`` keyword (``linear``, ``dense``: the inputs in ``descends``) can
 take an SGD step itself: ``descend[i] = alpha`` asks it to add ``alpha * dC/dinput_i``
 into input ``i`` in place and return None for it; for ``W`` that is one GEMM,
-:func:`chainrule.backend.addmm` (:mod:`chainrule.trace` uses it). Rules
+:func:`chainrule.kernels.addmm` (:mod:`chainrule.trace` uses it). Rules
 return gradients in the *broadcast* shape when that is simpler; the driver in :mod:`chainrule.tensor`
 reduces them to each input's shape. Arrays come from the active backend and
 every function below asks :func:`chainrule.backend.xp_of` for its namespace,
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import kernels
-from chainrule.backend import addmm, axpy, scatter_add, xp_of
+from chainrule.backend import axpy, scatter_add, xp_of
 from chainrule.errors import ConfigError
 from chainrule.tensor import VJP, Array, Primitive, Tensor
 
@@ -197,7 +197,7 @@ def _linear_vjp(
     # NOTE: the first layer's input needs no gradient: skipping g @ W saves its largest product.
     da = g @ w if needs[0] else None  # before W is stepped below
     if descend[1] is not None:  # W += alpha delta^T A_prev, the product never stored (a fused SGD step)
-        addmm(w, g2.T, a2, descend[1])
+        kernels.addmm(w, g2.T, a2, descend[1])
     # dW = delta^T A_prev, computed as (A_prev^T delta)^T: BLAS's faster form, and laid out
     # column-major like the W of a Dense layer, so the update runs over contiguous memory.
     grads = (da, (a2.T @ g2).T if needs[1] and descend[1] is None else None)
