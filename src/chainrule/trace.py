@@ -127,8 +127,8 @@ class TracedStep:
         chosen = {i for i, t in self.leaves if uses[i] == 1 and i in able and any(t is p for p in descend)}
         constants = [a for *_, args, _, _ in self.forward for kind, a in args if kind == _CONST]
         for i, t in self.leaves:  # its memory seen through another tensor would be read after its step
-            others = [u.data for j, u in self.sources if j != i] + constants
-            if i in chosen and any(xp_of(t.data).may_share_memory(t.data, o) for o in others):
+            others = [u.data for j, u in self.sources if j != i] + constants if i in chosen else []
+            if any(xp_of(t.data).may_share_memory(t.data, o) for o in others):
                 chosen.discard(i)
         self.descents = {i: {j for j, s in steps if s in chosen} for i, steps in steppable.items()}
         self.descended = [t for i, t in self.leaves if i in chosen]
@@ -207,9 +207,8 @@ class TracedStep:
             body += [f"    r = V{i}({call})", f"    g{i} = None"]
             body.append(f"    if len(r) != {len(slots)}: _miscount({name!r}, r, {len(slots)})")
             for j, s in enumerate(slots):
-                if (
-                    s is not None and j not in stepped
-                ):  # a rule's gradient, summed back to its input's shape, then added up
+                # a rule's gradient (not a stepped one), summed back to its input's shape, then added up
+                if s is not None and j not in stepped:
                     env[f"H{i}_{j}"] = shapes[j]
                     body += [f"    p = r[{j}]", "    if p is not None:"]
                     body.append(f"        if p.shape != H{i}_{j}: p = _unbroadcast(p, H{i}_{j}, {name!r})")
