@@ -287,14 +287,16 @@ def test_axpy_byte_swapped_arrays_take_numpy(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(y, 1 - np.float32(0.1) * x.astype("<f4"), rtol=1e-6)
 
 
-def test_axpy_finds_numpys_openblas_where_numpy_ships_it() -> None:
+@pytest.mark.parametrize("routine", ["axpy", "gemm"])
+def test_blas_routines_are_found_in_numpys_openblas_where_numpy_ships_it(routine: str) -> None:
     from threadpoolctl import threadpool_info
 
     if not any("scipy_openblas64" in i["filepath"] for i in threadpool_info()):
         pytest.skip("this NumPy is not built on scipy-openblas64: the NumPy path is used")
-    assert backend._blas("axpy", np.float32) is not None
-    assert backend._blas("axpy", np.float64) is not None
-    assert backend._blas("axpy", np.int64) is None
+    assert backend._blas(routine, np.float32) is not None
+    assert backend._blas(routine, np.float64) is not None
+    assert backend._blas(routine, np.int64) is None
+    assert backend._blas(routine, np.complex64) is None
 
 
 # ------------------------------------------------------------ addmm
@@ -364,13 +366,3 @@ def test_addmm_views_mixed_dtypes_and_overlap_take_numpy(
     backend.addmm(c64, a, b, 1.0)  # float32 operands into a float64 result
     np.testing.assert_allclose(c64, a @ b, rtol=1e-6)
     assert calls == []
-
-
-def test_addmm_finds_numpys_gemm_where_numpy_ships_it() -> None:
-    from threadpoolctl import threadpool_info
-
-    if not any("scipy_openblas64" in i["filepath"] for i in threadpool_info()):
-        pytest.skip("this NumPy is not built on scipy-openblas64: the NumPy path is used")
-    assert backend._blas("gemm", np.float32) is not None
-    assert backend._blas("gemm", np.float64) is not None
-    assert backend._blas("gemm", np.complex64) is None
