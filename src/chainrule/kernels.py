@@ -149,10 +149,10 @@ def addmm(c: Array, a: Array, b: Array, alpha: float) -> None:
     """:func:`chainrule.backend.addmm` (``c += alpha a b`` in one BLAS gemm), called from compiled code.
 
     The same BLAS function with the same arguments (:func:`chainrule.backend.gemm_plan`),
-    but a call through ctypes costs ~4.8 us (14 arguments converted, three
-    ``.ctypes.data`` lookups, the GIL released and taken back) against ~1.8 us from a
-    compiled loop, alone; inside a training step of a 784-256-128-10 MLP at batch 32,
-    whose fused SGD makes one call per weight, the step took 19-28 us less (of ~350).
+    but a call through ctypes costs ~4.8 us (14 arguments converted to C, three
+    ``.ctypes.data`` lookups) against ~1.8 us from a compiled loop, alone; inside a
+    training step of a 784-256-128-10 MLP at batch 32, whose fused SGD makes one call
+    per weight, the step took 18-28 us less (of ~350).
     """
     loops = _load()
     plan = None if loops is None else backend.gemm_plan(c, a, b)
@@ -340,6 +340,7 @@ def softmax(x: Array, axis: int) -> Array:
 __all__ = [
     "FUSED",
     "act_grad",
+    "addmm",
     "bias_act",
     "check_label_range",
     "lse",

@@ -65,7 +65,8 @@ class TracedStep:
     the parameters in ``descended`` instead take the step ``p -= lr dC/dp`` in place
     (``lr`` is then required) and keep ``grad = None``. ``source`` is the replay's
     Python code: ``v<i>`` the recorded values, ``g<i>`` their gradients,
-    ``F<i>``/``V<i>`` each op's forward and rule, ``d = -lr``.
+    ``F<i>``/``V<i>`` each op's forward and rule, ``SEED`` the ones of ``dC/dC``
+    (copied per call), ``d = -lr``.
     """
 
     def __init__(

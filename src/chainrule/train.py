@@ -204,7 +204,7 @@ class Trainer:
         """The trace for batches of this shape, recorded on first use; None if untraceable."""
         params = self.model.parameters()
         fuse = self.fused_update and self.clip_norm is None and self.optimizer.plain
-        key: tuple[Any, ...] = (xb.shape, xb.dtype, yb.shape, yb.dtype, self.model.training)
+        key: tuple[Any, ...] = (type(xb), xb.shape, xb.dtype, yb.shape, yb.dtype, self.model.training)
         key += (self.step_loss.reduction, fuse)
         key += tuple([(p.requires_grad, p.data.dtype) for p in params])  # frozen or recast: trace anew
         key += tuple(map(id, self.optimizer.params))  # a new optimizer wants other gradients or steps
