@@ -238,3 +238,25 @@ def test_label_out_of_range() -> None:
         DataError, match=r"one_hot: labels\[0\] = -1 is out of range for n_classes=3 \(expected 0 .. 2\)"
     ):
         one_hot(np.array([-1, 1]), 3)
+
+
+# ------------------------------------------------- binary cross-entropy targets lie in [0, 1]
+@pytest.mark.parametrize("name", ["binary_cross_entropy", "sigmoid_binary_cross_entropy"])
+def test_binary_cross_entropy_names_a_target_outside_the_unit_interval(name: str) -> None:
+    loss = get_loss(name)
+    out = Tensor(np.full((4, 1), 0.5), requires_grad=True)
+    assert np.isfinite(loss(out, np.array([0.0, 0.3, 1.0, 0.7])).item())  # soft labels are fine
+    with pytest.raises(DataError, match=r"targets must lie in \[0, 1\] .*; target\[2, 0\] = 2\.0\."):
+        loss(out, np.array([0, 1, 2, 1]))
+    with pytest.raises(DataError, match=r"target\[1, 0\] = -0\.5\."):
+        loss(out, np.array([[0.0], [-0.5], [1.0], [1.0]]))
+
+
+def test_fit_refuses_labels_a_sigmoid_output_cannot_learn() -> None:
+    from chainrule.layers import mlp
+    from chainrule.train import fit
+
+    x = np.random.default_rng(0).random((20, 3)).astype(np.float32)
+    y = np.array([0, 1, 2, 1] * 5)  # three classes for one sigmoid unit
+    with pytest.raises(DataError, match=r"SigmoidBinaryCrossEntropy.*target\[2, 0\] = 2\.0"):
+        fit(mlp([3, 4, 1], output="sigmoid"), x, y, "binary_cross_entropy", "sgd", 0.1, epochs=1, verbose=0)

@@ -135,6 +135,25 @@ def check_labels(labels: Any, n_classes: int, who: str = "labels") -> Any:
     return labels
 
 
+def check_probabilities(targets: Any, who: str = "targets") -> Any:
+    """``targets`` if every entry lies in ``[0, 1]`` (0/1 labels or probabilities), else an error naming one.
+
+    Raises
+    ------
+    DataError
+        The first entry (in C order) that is below 0, above 1 or NaN.
+    """
+    xp = backend.xp_of(targets)
+    bad = ~((targets >= 0) & (targets <= 1))
+    if bool(bad.any()):
+        where = tuple(int(i) for i in xp.argwhere(bad)[0])
+        raise DataError(
+            f"{who}: targets must lie in [0, 1] (0/1 labels or probabilities); "
+            f"target{list(where)} = {targets[where].item()}."
+        )
+    return targets
+
+
 def one_hot(labels: Any, n_classes: int, dtype: Any = np.float32, who: str = "one_hot") -> Any:
     """Rows ``e_label`` of length ``n_classes`` for integer ``labels``, on the labels' backend.
 
@@ -181,6 +200,7 @@ __all__ = [
     "identity",
     "leaky_relu",
     "check_labels",
+    "check_probabilities",
     "linear",
     "one_hot",
     "relu",

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from chainrule import backend, ops
 from chainrule.errors import ConfigError, ShapeError
-from chainrule.functional import check_labels, one_hot
+from chainrule.functional import check_labels, check_probabilities, one_hot
 from chainrule.tensor import Tensor
 
 LOSSES: dict[str, type[Loss]] = {}
@@ -45,7 +45,8 @@ class Loss:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        LOSSES[cls.name] = cls
+        if cls.name:  # a named loss; a base without a name is not one
+            LOSSES[cls.name] = cls
 
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:
@@ -155,7 +156,15 @@ class CrossEntropy(Loss):
         return -(y * ops.log(picked)).sum(axis=-1)
 
 
-class BinaryCrossEntropy(Loss):
+class _ProbabilityTargets(Loss):
+    """Base of the binary cross-entropies: every target must lie in ``[0, 1]``."""
+
+    def targets(self, output: Tensor, target: Any) -> Any:
+        """As :meth:`Loss.targets`; a DataError names a target outside ``[0, 1]``."""
+        return check_probabilities(super().targets(output, target), who=repr(self))
+
+
+class BinaryCrossEntropy(_ProbabilityTargets):
     """Binary cross-entropy on probabilities: ``C = -sum_j [y_j log a_j + (1 - y_j) log(1 - a_j)]``.
 
     Math: ``dC/da[L] = (a - y) / (a (1 - a))``. Terms with a zero weight are
@@ -205,7 +214,7 @@ class SoftmaxCrossEntropy(Loss):
         return ops.softmax_cross_entropy(a, y)
 
 
-class SigmoidBinaryCrossEntropy(Loss):
+class SigmoidBinaryCrossEntropy(_ProbabilityTargets):
     """Sigmoid + binary cross-entropy on logits ``z``, fused and stable.
 
     Math: ``C = sum_j [max(z_j, 0) - z_j y_j + log(1 + e**-|z_j|)]``;
