@@ -51,15 +51,6 @@ class Optimizer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay})"
 
-    @property
-    def plain(self) -> bool:
-        """True if :meth:`update` is exactly ``W := W - alpha dC/dW``, so a trace may fuse it.
-
-        :class:`~chainrule.train.Trainer` then lets the backward pass take that step
-        (``descend`` in :mod:`chainrule.trace`) instead of calling :meth:`update`.
-        """
-        return False
-
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
         for p in self.params:
@@ -107,11 +98,6 @@ class Optimizer:
             self.state[int(i)][k] = int(count)
 
 
-def _descend(w: Array, lr: float, g: Array) -> None:
-    """``w -= lr g`` in place, in one pass where the BLAS allows (:func:`chainrule.backend.axpy`)."""
-    backend.axpy(-lr, g, w)
-
-
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with (Nesterov) momentum.
 
@@ -144,12 +130,6 @@ class SGD(Optimizer):
             f"weight_decay={self.weight_decay})"
         )
 
-    @property
-    def plain(self) -> bool:
-        """True without momentum and weight decay, and with SGD's own rule (not a subclass's)."""
-        rule = type(self).update is SGD.update and type(self).step is Optimizer.step
-        return rule and not (self.momentum or self.weight_decay)
-
     def update(self, w: Array, g: Array, state: dict[str, Array]) -> None:
         g = self._decayed(w, g)
         if self.momentum:
@@ -160,7 +140,7 @@ class SGD(Optimizer):
                 v *= self.momentum
                 v += g
             g = g + self.momentum * v if self.nesterov else v
-        _descend(w, self.lr, g)
+        backend.axpy(-self.lr, g, w)  # W := W - alpha g, in place (a kernel)
 
 
 class Adam(Optimizer):
