@@ -83,6 +83,23 @@ SAMPLES: dict[str, Builder] = {
             {},
         )
     ],
+    "adam_update": lambda rng, dt, m: [
+        (
+            (
+                rng.standard_normal((m, 5)).astype(dt),
+                rng.standard_normal((m, 5)).astype(dt),
+                rng.standard_normal((m, 5)).astype(dt),
+                rng.random((m, 5)).astype(dt),
+                1e-3,
+                0.9,
+                0.999,
+                1e-8,
+                t,
+            ),
+            {},
+        )
+        for t in (1, 7)
+    ],
     "parameter": lambda rng, dt, m: [
         ((rng.standard_normal((m, 3)).astype(dt),), {}),
         ((np.ones(m, dt),), {}),
@@ -178,7 +195,7 @@ def _infs(a: np.ndarray) -> np.ndarray:
 
 
 # arguments a kernel writes as its result (compared after the call), and scratch it may overwrite
-WRITES = {"axpy": {2}, "addmm": {0}}
+WRITES = {"axpy": {2}, "addmm": {0}, "adam_update": {0, 2, 3}}
 SCRATCH = {"bias_act": {0}}
 
 

@@ -420,3 +420,57 @@ def test_an_sgd_subclass_with_its_own_rule_is_not_fused() -> None:
     trainer.train_step(x[:32], y[:32])
     steps = np.abs(model[0].W.data - before) / np.float32(0.1)
     np.testing.assert_allclose(steps[steps > 0], 1, rtol=1e-4)  # sign steps, not gradient steps
+
+
+# ------------------------------------------------------------ an API people can guess
+def test_a_misspelt_option_names_the_nearest_valid_one() -> None:
+    x, y = blobs(16)
+    with pytest.raises(ConfigError, match=r"^fit: unknown option 'epoch'; did you mean 'epochs'\?"):
+        fit(mlp([4, 3], output="softmax"), x, y, "cross_entropy", epoch=3)
+    with pytest.raises(
+        ConfigError, match=r"^fit: unknown option 'validaton_split'; did you mean 'validation_split'"
+    ):
+        fit(mlp([4, 3], output="softmax"), x, y, "cross_entropy", validaton_split=0.2)
+    trainer = Trainer(mlp([4, 3], output="softmax"), "cross_entropy")
+    with pytest.raises(
+        ConfigError, match=r"^Trainer.fit: unknown option 'verbosity'; did you mean 'verbose'\?"
+    ):
+        trainer.fit(x, y, 1, verbosity=0)
+    with pytest.raises(ConfigError, match=r"unknown option 'zzz'; valid options: \["):
+        fit(mlp([4, 3], output="softmax"), x, y, "cross_entropy", zzz=1)
+
+
+def test_evaluate_takes_what_predict_takes() -> None:
+    x, y = blobs(16)
+    model = mlp([4, 3], output="softmax", seed=0)  # float32 parameters
+    as_arrays = evaluate(model, x.astype(np.float32), y, "cross_entropy")
+    for xs, ys in [
+        (x.astype(np.float64), y),
+        (x.tolist(), y.tolist()),
+        (x.astype(np.float16), y.astype(np.int32)),
+    ]:
+        got = evaluate(model, xs, ys)  # any array-like, any dtype; the loss the softmax output suggests
+        assert got["accuracy"] == as_arrays["accuracy"]
+        assert got["loss"] == pytest.approx(as_arrays["loss"], rel=1e-3)
+    np.testing.assert_allclose(predict(model, x.tolist()), predict(model, x), rtol=1e-6)
+
+
+def test_the_public_api_is_reachable_from_the_top() -> None:
+    import chainrule as cr
+
+    for name in (
+        "Dense",
+        "Sequential",
+        "Dropout",
+        "mlp",
+        "Trainer",
+        "fit",
+        "evaluate",
+        "predict",
+        "save",
+        "load",
+    ):
+        assert name in cr.__all__ and getattr(cr, name) is not None
+    for module in ("optim", "losses", "layers", "train", "jit", "ops", "functional", "serialize"):
+        assert getattr(cr, module).__name__ == f"chainrule.{module}"
+    assert cr.Dense is cr.layers.Dense and cr.Trainer is cr.train.Trainer and cr.mlp is cr.layers.mlp

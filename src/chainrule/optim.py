@@ -143,6 +143,27 @@ class SGD(Optimizer):
         backend.axpy(-self.lr, g, w)  # W := W - alpha g, in place (a kernel)
 
 
+@backend.kernel
+def adam_update(
+    w: Array, g: Array, m: Array, v: Array, lr: float, b1: float, b2: float, eps: float, t: int
+) -> None:
+    """Adam's step ``t`` on one parameter, in place on ``w`` and its moments ``m`` and ``v``.
+
+    Math::
+
+        m := b1 m + (1 - b1) g;  v := b2 v + (1 - b2) g^2
+        W := W - alpha (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    """
+    xp = backend.xp_of(w)
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    denom = xp.sqrt(v / (1 - b2**t))
+    denom += eps
+    w -= (lr / (1 - b1**t)) * m / denom
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba), with L2 weight decay added to the gradient.
 
@@ -186,14 +207,7 @@ class Adam(Optimizer):
             state["m"], state["v"] = xp.zeros_like(w), xp.zeros_like(w)
         t = int(state.get("step", 0)) + 1  # per parameter, as torch.optim counts
         state["step"] = t
-        m, v = state["m"], state["v"]
-        m *= self.b1
-        m += (1 - self.b1) * g
-        v *= self.b2
-        v += (1 - self.b2) * (g * g)
-        denom = xp.sqrt(v / (1 - self.b2**t))
-        denom += self.eps
-        w -= (self.lr / (1 - self.b1**t)) * m / denom
+        adam_update(w, g, state["m"], state["v"], self.lr, self.b1, self.b2, self.eps, t)
 
 
 class AdamW(Adam):
@@ -356,6 +370,7 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
 
 __all__ = [
     "OPTIMIZERS",
+    "adam_update",
     "SGD",
     "Adam",
     "AdamW",

@@ -413,7 +413,8 @@ def fit(
     """
     trainer_keys = {"clip_norm", "schedule", "optimizer_options", "compiled", "fused_update"}
     fit_keys = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "epochs", "misspelt"}
-    _check_options("fit", options, trainer_keys | fit_keys)
+    own = set(inspect.signature(fit).parameters) - {"options"}  # a misspelt 'epoch' is near 'epochs'
+    _check_options("fit", options, trainer_keys | fit_keys | own)
     trainer = Trainer(
         model,
         loss,

@@ -159,6 +159,17 @@ def _sce_grad(e: Array, labels: Array, scale: Array, per_row: bool, zero: Any, o
             e[i, j] = (e[i, j] / s - (one if j == labels[i] else zero)) * c
 
 
+def _adam(w: Array, g: Array, m: Array, v: Array, c: Array) -> None:
+    b1, c1, b2, c2, bc2, eps, step = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+    for i in range(w.shape[0]):
+        gi = g[i]
+        mi = m[i] * b1 + c1 * gi
+        vi = v[i] * b2 + c2 * (gi * gi)
+        m[i] = mi
+        v[i] = vi
+        w[i] -= step * mi / (np.sqrt(vi / bc2) + eps)
+
+
 def _gemm(fn: Any, ints: Any, a: Array, b: Array, c: Array, alpha: Any) -> None:
     ta, tb, n, p, k, lda, ldb, ldc = ints  # a blas.gemm_plan; beta = 1
     fn(102, ta, tb, n, p, k, alpha, a.ctypes.data, lda, b.ctypes.data, ldb, 1.0, c.ctypes.data, ldc)
@@ -173,6 +184,7 @@ _LOOPS = {
     "sce_shift": _sce_shift,
     "sce_loss": _sce_loss,
     "sce_grad": _sce_grad,
+    "adam": _adam,
     "gemm": _gemm,
 }
 
@@ -280,6 +292,33 @@ def sce_labels_grad(z: np.ndarray, labels: np.ndarray, scale: np.ndarray) -> Any
     return d
 
 
+def _adam_applies(w: Any, g: Any, m: Any, v: Any, *rest: Any) -> bool:
+    if not (_native(w, g, m, v) and w.flags.writeable and w.shape == g.shape == m.shape == v.shape):
+        return False
+    arrays = (w, g, m, v)
+    c_order = all(a.flags.c_contiguous for a in arrays)
+    return c_order or all(a.flags.f_contiguous for a in arrays)
+
+
+@_provide("adam_update", _adam_applies)
+def adam_update(
+    w: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    lr: float,
+    b1: float,
+    b2: float,
+    eps: float,
+    t: int,
+) -> None:
+    """Adam's step in one pass over ``w``, ``g``, ``m`` and ``v`` (each read and written once)."""
+    order = "C" if w.flags.c_contiguous else "F"
+    flat = [a.reshape(-1, order=order) for a in (w, g, m, v)]  # views: the arrays are contiguous
+    consts = np.array([b1, 1 - b1, b2, 1 - b2, 1 - b2**t, eps, lr / (1 - b1**t)], dtype=w.dtype)
+    loops()["adam"](*flat, consts)
+
+
 @_provide("addmm", lambda c, a, b, alpha: isinstance(c, np.ndarray))
 def addmm(c: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float) -> Any:
     """The BLAS call of :func:`chainrule.backend.blas.addmm`, made from compiled code."""
@@ -291,4 +330,14 @@ def addmm(c: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float) -> Any:
     return None
 
 
-__all__ = ["ACTS", "act_grad", "addmm", "bias_act", "cache_dir", "loops", "sce_labels", "sce_labels_grad"]
+__all__ = [
+    "ACTS",
+    "act_grad",
+    "adam_update",
+    "addmm",
+    "bias_act",
+    "cache_dir",
+    "loops",
+    "sce_labels",
+    "sce_labels_grad",
+]
