@@ -313,8 +313,7 @@ def adam_update(
     t: int,
 ) -> None:
     """Adam's step in one pass over ``w``, ``g``, ``m`` and ``v`` (each read and written once)."""
-    order = "C" if w.flags.c_contiguous else "F"
-    flat = [a.reshape(-1, order=order) for a in (w, g, m, v)]  # views: the arrays are contiguous
+    flat = [a.ravel(order="K") for a in (w, g, m, v)]  # views in memory order: the arrays are contiguous
     consts = np.array([b1, 1 - b1, b2, 1 - b2, 1 - b2**t, eps, lr / (1 - b1**t)], dtype=w.dtype)
     loops()["adam"](*flat, consts)
 
