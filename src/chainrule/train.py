@@ -29,8 +29,9 @@ from chainrule.data import train_val_split
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.layers import Sequential
 from chainrule.losses import Loss, fused, get_loss
-from chainrule.metrics import accuracy
+from chainrule.metrics import accuracy, regression_scores
 from chainrule.optim import Optimizer, Schedule, clip_grad_norm, get_optimizer
+from chainrule.tables import model_inputs
 from chainrule.tensor import Tensor
 from chainrule.trace import TracedStep, trace
 
@@ -294,7 +295,9 @@ class Trainer:
         verbose : int
             0 silent; 1 a tqdm progress bar over epochs with the metrics.
         """
-        x, y = check_data(x, y)
+        x, y = check_data(*model_inputs(self.model, x, y, "fit"))  # DataFrames, Series, text labels
+        if validation_data is not None:
+            validation_data = model_inputs(self.model, *validation_data, "fit validation_data")
         if validation_data is None and validation_split:
             # NOTE: a generator of its own, not self.rng: a resumed or continued fit must cut the same split
             x, y, validation_data = _split(x, y, validation_split, self.seed)
@@ -420,8 +423,9 @@ def _evaluating(model: Sequential, x: Any, who: str) -> Iterator[None]:
 
 
 def predict(model: Sequential, x: Any, batch_size: int = 1024) -> np.ndarray:
-    """Outputs ``a[L]`` for inputs ``x`` of shape ``(m, n[0])``, in eval mode, as NumPy."""
+    """Outputs ``a[L]`` for inputs ``x`` of shape ``(m, n[0])`` (or a DataFrame), in eval mode, as NumPy."""
     dtype = model.parameters()[0].dtype
+    x, _ = model_inputs(model, x, None, "predict")
     x = backend.asarray(np.asarray(backend.to_numpy(x)).astype(dtype, copy=False))
     with _evaluating(model, x, "predict"):
         parts = [model(x[i : i + batch_size]).numpy() for i in range(0, x.shape[0], batch_size)]
@@ -429,9 +433,13 @@ def predict(model: Sequential, x: Any, batch_size: int = 1024) -> np.ndarray:
 
 
 def evaluate(model: Sequential, x: Any, y: Any, loss: str | Loss, batch_size: int = 1024) -> dict[str, float]:
-    """Mean loss (and accuracy for classification) over ``(x, y)``, without gradients."""
+    """Mean loss, and accuracy (classes) or MAE, RMSE and R^2 (regression) over ``(x, y)``, no gradients.
+
+    ``x`` and ``y`` may be DataFrames and Series (:func:`chainrule.tables.model_inputs`).
+    """
     loss = get_loss(loss)
     step_loss = fused(loss, model.output_activation)
+    x, y = model_inputs(model, x, y, "evaluate")
     total, outputs = 0.0, []
     with _evaluating(model, x, "evaluate"):
         for i in range(0, x.shape[0], batch_size):
@@ -447,6 +455,8 @@ def evaluate(model: Sequential, x: Any, y: Any, loss: str | Loss, batch_size: in
         if (step_loss is not None or loss.from_logits) and out_all.shape[1] == 1:
             out_all = (out_all > 0).astype(np.float64)  # sigmoid logits: z > 0 <=> a > 0.5
         scores["accuracy"] = accuracy(out_all, backend.to_numpy(y))
+    else:
+        scores.update(regression_scores(np.concatenate(outputs), y))
     return scores
 
 
@@ -465,7 +475,7 @@ class EarlyStopping:
     ) -> None:
         self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
         self.restore_best_weights = restore_best_weights
-        self.mode = "max" if "accuracy" in monitor else "min"
+        self.mode = "max" if "accuracy" in monitor or "r2" in monitor else "min"
         self.best = -math.inf if self.mode == "max" else math.inf
         self.best_epoch = 0
         self.wait = 0
