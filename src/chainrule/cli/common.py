@@ -60,7 +60,12 @@ def positive_int(text: str) -> int:
 
 def add_device(parser: argparse.ArgumentParser) -> None:
     """The ``--device cpu|gpu`` option."""
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="where to compute; gpu needs CuPy (default: cpu)",
+    )
 
 
 def use_device(device: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,11 @@ from chainrule.cli.common import (
     use_device,
 )
 from chainrule.errors import ConfigError
+from chainrule.functional import ACTIVATIONS
 from chainrule.layers import mlp
-from chainrule.losses import get_loss
+from chainrule.losses import LOSSES, get_loss
 from chainrule.metrics import regression_scores
-from chainrule.optim import CosineAnnealingLR
+from chainrule.optim import OPTIMIZERS, CosineAnnealingLR
 from chainrule.tables import likely_target, preview
 from chainrule.train import EarlyStopping, Trainer, evaluate, plot_history, predict
 
@@ -102,9 +104,11 @@ def describe_recipe(recipe: dict[str, Any]) -> str:
 
 def _epilog() -> str:
     lines = ["recipes (each option above overrides its setting):"]
-    for name in RECIPES:
-        lines.append(f"  {name}: {describe_recipe(recipe_of(name))}")
-    lines.append(f"  any other data set or file: {describe_recipe(DEFAULT_RECIPE)}")
+    recipes = [(name, recipe_of(name)) for name in RECIPES] + [("any other", DEFAULT_RECIPE)]
+    for name, recipe in recipes:
+        lines += textwrap.wrap(
+            describe_recipe(recipe), 100, initial_indent=f"  {name + ':':<12}", subsequent_indent=" " * 14
+        )
     lines += [
         "",
         "regression targets are standardized (mean and std of the training split) for training and",
@@ -116,6 +120,11 @@ def _epilog() -> str:
 def add_arguments(train: argparse.ArgumentParser) -> None:
     """The options of ``chainrule train``; every default is stated in ``--help``."""
     train.formatter_class = argparse.RawDescriptionHelpFormatter
+    train.description = (
+        "Train an MLP on a data set and write model.safetensors, metrics.json and history.png.\n"
+        "Before training it prints the data, the target and the task (with the reason when inferred),\n"
+        "the classes, and the recipe with the options that changed it."
+    )
     train.epilog = _epilog()
     names = ", ".join(datasets.DATASETS)
     train.add_argument(
@@ -139,9 +148,11 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--layers", type=int_list, help=f"hidden layer sizes, e.g. 128,64, or none {FROM_RECIPE}"
     )
-    train.add_argument("--activation", help=f"hidden activation: relu, sigmoid, tanh, ... {FROM_RECIPE}")
-    train.add_argument("--loss", help="loss name (default: cross_entropy for classes, mse for regression)")
-    train.add_argument("--optimizer", help=f"sgd, adam, adamw or rmsprop {FROM_RECIPE}")
+    train.add_argument("--activation", help=f"hidden activation: {', '.join(ACTIVATIONS)} {FROM_RECIPE}")
+    train.add_argument(
+        "--loss", help=f"{', '.join(LOSSES)} (default: cross_entropy for classes, mse for regression)"
+    )
+    train.add_argument("--optimizer", help=f"{', '.join(OPTIMIZERS)} {FROM_RECIPE}")
     train.add_argument("--lr", type=float, help=f"learning rate alpha {FROM_RECIPE}")
     train.add_argument("--epochs", type=positive_int, help=f"passes over the training data {FROM_RECIPE}")
     train.add_argument("--batch-size", type=positive_int, help=f"examples per step {FROM_RECIPE}")
@@ -196,6 +207,10 @@ def _describe_data(data: Any, args: argparse.Namespace) -> list[str]:
     lines = [f"data: {data.name}: {m_train} training and {m_test} test examples, {data.n_features} features"]
     if data.feature_names:
         lines[0] += f" ({preview(data.feature_names)})"
+    if data.name in datasets.DATASETS:  # a built-in: say what it is (the loader's first docstring line)
+        lines.append(
+            f"about {data.name}: {(datasets.DATASETS[data.name].__doc__ or '').strip().splitlines()[0]}"
+        )
     if data.target_name is not None:
         how = (
             f"--target {args.target}"
@@ -325,13 +340,17 @@ def _test_scores(
 
 def _stopped(stopper: EarlyStopping, ran: int, epochs: int) -> str:
     """What early stopping did: whether it stopped, when, and which weights the model has."""
-    best = f"{stopper.monitor} {stopper.best:.4f} at epoch {stopper.best_epoch}"
+    best = f"{stopper.monitor} {stopper.best:.4f}"
     if ran < epochs:
         return (
             f"early stopping: {stopper.monitor} did not improve for {stopper.patience} epochs; stopped "
-            f"after epoch {ran} of {epochs} and restored the weights of epoch {stopper.best_epoch} ({best})"
+            f"after epoch {ran} of {epochs} and restored the weights of epoch {stopper.best_epoch}, "
+            f"the best ({best})"
         )
-    return f"early stopping: did not stop; the model keeps the weights of the last epoch, {ran} (best {best})"
+    return (
+        f"early stopping: did not stop; the model keeps the weights of the last epoch, {ran} "
+        f"(the best was epoch {stopper.best_epoch}, {best})"
+    )
 
 
 def _report(
