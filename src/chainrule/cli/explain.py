@@ -18,7 +18,17 @@ def add_explain(ex: argparse.ArgumentParser) -> None:
         action="append",
         help="a weight to write out as a chain of factors: L:j,k (1-based; repeatable)",
     )
-    ex.add_argument("--steps", type=int, default=0, help="also run N gradient-descent steps")
+    ex.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="also run N gradient-descent steps and show C over them (default: 0)",
+    )
+    ex.add_argument(
+        "--all",
+        action="store_true",
+        help="print every value of a long loss curve (default: the first, every k-th and the last, 21 lines)",
+    )
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -26,7 +36,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from chainrule import explain
 
     return int(
-        explain.run(args.spec, fmt=args.format, output=args.output, weight=args.weight, steps=args.steps)
+        explain.run(
+            args.spec,
+            fmt=args.format,
+            output=args.output,
+            weight=args.weight,
+            steps=args.steps,
+            all_steps=args.all,
+        )
     )
 
 
