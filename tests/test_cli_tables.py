@@ -207,3 +207,16 @@ def test_non_finite_predictions_are_an_error_naming_the_row(
     assert main(["predict", str(tmp_path / "m.safetensors"), str(x)]) == 2
     line = one_line_error(capsys)
     assert "predict: the model's output for line 3 of x.csv is NaN or infinite (1 of 3 rows)" in line
+
+
+def test_a_classification_loss_on_a_regression_target_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_prices(tmp_path / "prices.csv")
+    args = ["train", "--data", str(data), "--task", "regression", "--loss", "cross_entropy"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    line = one_line_error(capsys)
+    assert (
+        "--loss cross_entropy needs class labels, but the task is regression; pass --task classification"
+        in line
+    )

@@ -258,6 +258,11 @@ def run(args: argparse.Namespace) -> int:
     y_train = scale_target(data.y_train, scaling) if scaling else data.y_train
     n_out = y_train.shape[1] if regression and y_train.ndim == 2 else (data.n_classes or 1)
     loss = args.loss or ("mse" if regression else "cross_entropy")
+    if regression and "cross_entropy" in get_loss(loss).name:
+        raise ConfigError(
+            f"--loss {loss} needs class labels, but the task is regression; pass --task classification, "
+            "or a regression loss (mse, sse, half_sse)."
+        )
     # a loss on logits (softmax_cross_entropy, ...) gets the logits: no output activation
     output = "identity" if regression or get_loss(loss).from_logits else "softmax"
     sizes = [data.x_train.shape[1], *recipe["layers"], n_out]
