@@ -220,3 +220,20 @@ def test_a_classification_loss_on_a_regression_target_is_refused(
         "--loss cross_entropy needs class labels, but the task is regression; pass --task classification"
         in line
     )
+
+
+def test_evaluate_encodes_labels_by_the_model_classes(
+    iris_run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, model = iris_run
+    metrics = json.loads((model.parent / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", str(model)]) == 0  # the training file's own test split, same class numbers
+    assert json.loads(capsys.readouterr().out)["test_accuracy"] == metrics["test_accuracy"]
+    other = tmp_path / "other.csv"
+    other.write_text("a,b,c,species\n" + "0,0,0,setosa\n" * 4 + "4,4,4,virginica\n" * 4 + "2,2,2,tulip\n")
+    assert main(["evaluate", str(model), "--data", str(other)]) == 2
+    line = one_line_error(capsys)
+    assert (
+        "other.csv: line 10, column 4 ('species'): the target 'species' is 'tulip', which is not one" in line
+    )
