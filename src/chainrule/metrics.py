@@ -58,7 +58,7 @@ def regression_scores(output: Any, target: Any) -> dict[str, float]:
     Examples
     --------
     >>> regression_scores(np.array([[1.0], [2.0], [4.0]]), np.array([1.0, 3.0, 4.0]))
-    {'mae': 0.3333333333333333, 'rmse': 0.5773502691896257, 'r2': 0.6428571428571428}
+    {'mae': 0.3333333333333333, 'rmse': 0.5773502691896257, 'r2': 0.7857142857142857}
     """
     a = np.asarray(backend.to_numpy(output.data if isinstance(output, Tensor) else output), dtype=np.float64)
     y = np.asarray(backend.to_numpy(target.data if isinstance(target, Tensor) else target), dtype=np.float64)
