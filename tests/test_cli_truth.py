@@ -71,16 +71,21 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_run_prints_its_recipe_and_what_changed_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "d"), "--quiet"]) == 0
-    capsys.readouterr()
-    assert main(["train", "--epochs", "1", "--lr", "0.01", "--out", str(tmp_path / "d")]) == 0
+    args = ["train", "--data", "regression", "--epochs", "1", "--lr", "0.01", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
     out = capsys.readouterr().out
-    assert "about digits: scikit-learn's handwritten digits" in out
+    assert "data: regression: 200 training and 100 test examples, 1 feature\nabout regression: " in out
     assert (
-        "recipe (the digits recipe; set by options: epochs, lr): layers 256,256, activation relu, optimizer "
-        "adam, lr 0.01, epochs 1, batch_size 32, dropout 0.2, weight_decay 0, schedule none"
+        "recipe (the regression recipe; set by options: epochs, lr): layers 64,64, activation tanh, "
+        "optimizer adam, lr 0.01, epochs 1, batch_size 32, dropout 0, weight_decay 0, schedule none"
     ) in out
-    assert "task: classification\nclasses: 10 (labels 0 .. 9)" in out
+    assert "task: regression\nrecipe" in out and "target scaling: (y - mean) / std" in out
+    assert main(["train", "--data", "xor", "--epochs", "1", "--out", str(tmp_path / "x")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "task: classification\nclasses: 2 (labels 0 .. 1)\n"
+        "recipe (the default recipe; set by options: epochs)" in out
+    )
 
 
 def test_epoch_lines_say_which_loss_they_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -192,7 +197,10 @@ def test_download_command_then_train(mirror: str, tmp_path: Path, capsys: pytest
     assert main(["train", "--data", "mnist", "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]) == 0
 
 
-def test_download_failure_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_download_failure_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chainrule.datasets.fetch.time.sleep", lambda seconds: None)  # no backoff waits
     with socket_closed() as url:
         code = main(["download", "mnist", "--mirror", url, "--timeout", "2"])
     assert code == 2

@@ -204,7 +204,8 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _describe_data(data: Any, args: argparse.Namespace) -> list[str]:
     m_train, m_test = len(data.x_train), len(data.x_test)
-    lines = [f"data: {data.name}: {m_train} training and {m_test} test examples, {data.n_features} features"]
+    n = data.n_features
+    lines = [f"data: {data.name}: {m_train} training and {m_test} test examples, {n} feature{'s' * (n != 1)}"]
     if data.feature_names:
         lines[0] += f" ({preview(data.feature_names)})"
     if data.name in datasets.DATASETS:  # a built-in: say what it is (the loader's first docstring line)
