@@ -11,8 +11,10 @@ import argparse
 def add_explain(ex: argparse.ArgumentParser) -> None:
     """The options of ``chainrule explain``."""
     ex.add_argument("spec", help="JSON spec file (see docs/explain.md)")
-    ex.add_argument("--format", choices=["text", "markdown", "json", "png"], default="text")
-    ex.add_argument("--output", help="write to this file instead of stdout")
+    ex.add_argument(
+        "--format", choices=["text", "markdown", "json", "png"], default="text", help="(default: text)"
+    )
+    ex.add_argument("--output", help="write to this file instead of stdout (default: stdout; png needs it)")
     ex.add_argument(
         "--weight",
         action="append",
