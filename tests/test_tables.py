@@ -279,3 +279,10 @@ def test_dataframe_mismatches_and_bad_columns_are_named() -> None:
             np.array(["a", "b"]),
             "cross_entropy",
         )
+
+
+def test_boolean_labels_are_classes() -> None:
+    model = mlp([2, 2], output="softmax", seed=0)
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], dtype=np.float32)
+    _, y = model_inputs(model, x, np.array([True, False, True]), "fit")
+    assert model.classes == [False, True] and y.tolist() == [1, 0, 1]

@@ -412,7 +412,7 @@ def model_inputs(model: Any, x: Any, y: Any = None, who: str = "fit") -> tuple[A
     text labels, ``model.classes``) or a use (``"predict"``, ``"evaluate"``):
     then a DataFrame's columns are matched to the model's names by name (their
     order may differ). Labels in a Series, or text labels, are encoded by the
-    model's classes; plain numeric arrays are class codes ``0 .. k-1`` (or
+    model's classes (booleans too); plain numeric arrays are class codes ``0 .. k-1`` (or
     regression targets) and pass through unchanged, as do NumPy and CuPy inputs.
 
     Raises
@@ -435,7 +435,7 @@ def model_inputs(model: Any, x: Any, y: Any = None, who: str = "fit") -> tuple[A
     y, _ = as_targets(y)
     if isinstance(y, list | tuple):
         y = np.asarray(y)
-    text = isinstance(y, np.ndarray) and y.dtype.kind not in "biuf"
+    text = isinstance(y, np.ndarray) and y.dtype.kind not in "iuf"  # text or booleans: labels
     classes = getattr(model, "classes", None)
     if not (text or (labelled and classes is not None)) or np.ndim(y) != 1:
         return x, y
