@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import backend
 from chainrule.errors import ConfigError, DataError
 
 TASKS = ("classification", "regression")
@@ -428,7 +429,7 @@ def model_inputs(model: Any, x: Any, y: Any = None, who: str = "fit") -> tuple[A
             model.feature_names = names
         elif known is not None and names != known:
             values = _reorder(values, names or [], known, who)
-        x = values.astype(model.parameters()[0].dtype)
+        x = backend.asarray(values.astype(model.parameters()[0].dtype))
     if y is None:
         return x, None
     labelled = is_series(y) or is_frame(y)

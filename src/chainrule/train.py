@@ -285,8 +285,8 @@ class Trainer:
 
         Parameters
         ----------
-        x : array, shape (m, n[0])
-        y : array, shape (m,) integer labels or (m, n[L]) targets
+        x : array, shape (m, n[0]), or a pandas/polars DataFrame (its column names are kept)
+        y : array, shape (m,) integer labels or (m, n[L]) targets, or a Series (text labels encoded)
         validation_data : (x_val, y_val), optional
         validation_split : float
             Fraction of ``(x, y)`` held out for validation (a cut seeded by ``seed``, the same
