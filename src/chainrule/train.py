@@ -27,6 +27,7 @@ import numpy as np
 
 from chainrule import backend
 from chainrule.autograd import no_grad
+from chainrule.backend import threads as blas
 from chainrule.data import train_val_split
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.jit import Compiler, LearningRate
@@ -119,6 +120,9 @@ class Trainer:
         every step. The loss, every gradient and so every weight are bit for bit the
         eager step's; a step that cannot be compiled runs eagerly and says why once
         (a :class:`~chainrule.errors.CompileWarning`). False: always eager.
+    threads : int, optional
+        BLAS threads per step; None (the default) chooses per epoch from the size of the
+        step's matrix products and how busy the machine is (:mod:`chainrule.backend.threads`).
     fused_update : bool
         Opt-in, for plain SGD only (no momentum, weight decay or ``clip_norm``): the
         compiled step takes the update inside the backward pass, ``W -= alpha delta^T
@@ -146,6 +150,7 @@ class Trainer:
         optimizer_options: dict[str, Any] | None = None,
         compiled: bool = True,
         fused_update: bool = False,
+        threads: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"Trainer: batch_size must be >= 1, got {batch_size}.")
@@ -171,6 +176,9 @@ class Trainer:
         self.stop = False
         self.compiled = compiled
         self.fused_update = fused_update
+        self.threads = blas.check_threads(threads)
+        self.blas_threads = 1  # what the last epoch used
+        self._cpu = blas.CpuMeter()
         self._lr = LearningRate(optimizer.lr)
         self.optimizer = optimizer
 
@@ -268,9 +276,12 @@ class Trainer:
         self._compiler.verify()  # each compiled step records once more and checks it is unchanged
         mean = self.step_loss.reduction == "mean"
         total, seen = 0.0, 0
-        for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
-            total += self.train_step(xb, yb, step) * (xb.shape[0] if mean else 1)
-            seen += xb.shape[0]
+        largest = blas.largest_product(self.model, min(self.batch_size, x.shape[0]))
+        self.blas_threads = blas.choose(largest, self._cpu, self.threads)
+        with blas.limit(self.blas_threads):
+            for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
+                total += self.train_step(xb, yb, step) * (xb.shape[0] if mean else 1)
+                seen += xb.shape[0]
         return total / seen if mean else total
 
     # ------------------------------------------------------------------ fit
@@ -359,11 +370,12 @@ class Trainer:
 
     def _epoch_metrics(self, x: Any, y: Any, val: Any, classify: bool) -> dict[str, float]:
         logs: dict[str, float] = {}
-        if classify:
-            logs["accuracy"] = evaluate(self.model, x, y, self.loss, self.batch_size)["accuracy"]
-        if val is not None:
-            scores = evaluate(self.model, val[0], val[1], self.loss, self.batch_size)
-            logs.update({f"val_{k}": v for k, v in scores.items()})
+        with blas.limit(self.blas_threads):  # the epoch's choice of threads
+            if classify:
+                logs["accuracy"] = evaluate(self.model, x, y, self.loss, self.batch_size)["accuracy"]
+            if val is not None:
+                scores = evaluate(self.model, val[0], val[1], self.loss, self.batch_size)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
         return logs
 
 
@@ -451,14 +463,14 @@ def _default_loss(model: Sequential) -> str:
 
 
 @contextlib.contextmanager
-def _evaluating(model: Sequential, x: Any, who: str) -> Iterator[None]:
-    """Eval mode and no graph for the block; the model's previous mode is restored after it."""
+def _evaluating(model: Sequential, x: Any, who: str, batch_size: int) -> Iterator[None]:
+    """Eval mode, no graph and the BLAS threads for the block; the model's mode is restored after it."""
     if x.shape[0] == 0:
         raise DataError(f"{who}: no examples (0 rows).")
     was_training = model.training
     model.eval()
     try:
-        with no_grad():
+        with no_grad(), blas.limit(blas.choose(blas.largest_product(model, min(batch_size, x.shape[0])))):
             yield
     finally:
         model.train(was_training)
@@ -472,7 +484,7 @@ def predict(model: Sequential, x: Any, batch_size: int = 1024) -> np.ndarray:
     """
     x, _ = model_inputs(model, x, None, "predict")
     x = _inputs(model, x)
-    with _evaluating(model, x, "predict"):
+    with _evaluating(model, x, "predict", batch_size):
         parts = [model(x[i : i + batch_size]).numpy() for i in range(0, x.shape[0], batch_size)]
     return np.concatenate(parts)
 
@@ -494,7 +506,7 @@ def evaluate(
     loss = get_loss(_default_loss(model) if loss is None else loss)
     step_loss = fused(loss, model.output_activation)
     total, outputs = 0.0, []
-    with _evaluating(model, x, "evaluate"):
+    with _evaluating(model, x, "evaluate", batch_size):
         for i in range(0, x.shape[0], batch_size):
             xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             out = model(xb, logits=step_loss is not None)

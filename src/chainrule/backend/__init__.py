@@ -17,7 +17,7 @@ registers a fast path for it. The fast paths live in this package too
 (:mod:`~chainrule.backend.loops`: Numba; :mod:`~chainrule.backend.blas`: BLAS
 through ctypes; :mod:`~chainrule.backend.rows`: NumPy reductions), imported on
 the first kernel call; :mod:`~chainrule.backend.memory` holds the opt-in
-allocator setting.
+allocator setting, :mod:`~chainrule.backend.threads` the choice of BLAS threads.
 """
 
 from __future__ import annotations

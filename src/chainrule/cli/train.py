@@ -181,6 +181,12 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="seeds the weights, dropout and shuffling (default: 0)"
     )
     add_device(train)
+    train.add_argument(
+        "--threads",
+        type=positive_int,
+        help="BLAS threads per training step (default: chosen per epoch from the model's matrix "
+        "products and how busy the machine is; one for small models)",
+    )
     train.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
     train.add_argument(
         "--quiet", action="store_true", help="no progress bar or per-epoch lines (default: off)"
@@ -283,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
         schedule=(lambda opt: CosineAnnealingLR(opt, t_max=epochs))
         if recipe.get("schedule") == "cosine"
         else None,
+        threads=args.threads,
     )
     for line in [*_describe_data(data, args), recipe_line]:
         say(line, args.quiet)
