@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from chainrule.cli import explain, models, train
+from chainrule.cli import explain, models, onnx, train
 from chainrule.cli.common import Parser
 from chainrule.errors import ChainruleError
 
@@ -37,6 +37,13 @@ COMMANDS: list[Command] = [
         explain.cmd_explain,
     ),
     ("ops", "print the table of primitives and their derivative rules", explain.add_ops, explain.cmd_ops),
+    ("export", "write a saved model as ONNX, to run anywhere", onnx.add_export, onnx.cmd_export),
+    (
+        "import",
+        "read an ONNX MLP (PyTorch, skl2onnx, ...) into a chainrule model",
+        onnx.add_import,
+        onnx.cmd_import,
+    ),
 ]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chainrule import backend, datasets, serialize
+from chainrule.cli import saved
 from chainrule.cli.common import add_device, int_list, positive_int, say, use_device
 from chainrule.errors import ConfigError
 from chainrule.layers import mlp
@@ -91,6 +92,12 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     add_device(train)
     train.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    train.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="fine-tune: start from this model's layers and weights (.safetensors or .onnx), "
+        "instead of a new MLP (--layers, --activation, --dropout are then unused)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
     # a loss on logits (softmax_cross_entropy, ...) gets the logits: no output activation
     output = "identity" if regression or get_loss(loss).from_logits else "softmax"
     sizes = [data.x_train.shape[1], *recipe["layers"], n_out]
-    model = mlp(sizes, recipe["activation"], output, dropout=recipe.get("dropout", 0.0), seed=args.seed)
+    if args.init_from:
+        model, loss = saved.start_from(args.init_from, data, args.loss)
+    else:
+        model = mlp(sizes, recipe["activation"], output, dropout=recipe.get("dropout", 0.0), seed=args.seed)
     epochs = recipe["epochs"]  # after any --epochs override, so a cosine schedule spans the real run
     trainer = Trainer(
         model,
