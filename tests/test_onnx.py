@@ -57,7 +57,7 @@ def test_every_chainrule_activation_has_an_onnx_form() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("activation", ALL)
 def test_round_trip_through_onnxruntime(tmp_path: Path, activation: str, dtype: Any) -> None:
-    """Hidden layers and output with ``activation``, dropout between: onnxruntime agrees at 1, 7, 1024 rows."""
+    """Hidden layers and output with ``activation``, dropout between: onnxruntime agrees at 1, 7, 1024."""
     model = mlp([5, 16, 12, 3], activation, activation, dropout=0.2, seed=1, dtype=dtype)
     path = tmp_path / "model.onnx"
     cro.export(model, path)
@@ -192,19 +192,23 @@ def test_export_checks_before_writing_and_writes_atomically(
 
 
 def torch_net(*, dtype: torch.dtype = torch.float32) -> torch.nn.Sequential:
-    """Linear layers (one without bias) and every activation chainrule reads, as PyTorch writes them."""
+    """Linear layers (one without bias) and every activation chainrule reads, as PyTorch writes them.
+
+    16 units: weights of 1 KiB, which PyTorch's default exporter keeps in an external ``.data`` file.
+    """
     nn = torch.nn
     torch.manual_seed(0)
+    n = 16
     layers = [
         nn.Flatten(),
-        nn.Linear(6, 8),
+        nn.Linear(6, n),
         nn.ReLU(),
-        nn.Linear(8, 8),
+        nn.Linear(n, n),
         nn.Tanh(),
-        nn.Linear(8, 8, bias=False),
+        nn.Linear(n, n, bias=False),
     ]
-    layers += [nn.Sigmoid(), nn.Dropout(0.3), nn.Linear(8, 8), nn.LeakyReLU(), nn.Linear(8, 8), nn.ELU()]
-    layers += [nn.Linear(8, 8), nn.Softplus(), nn.Linear(8, 8), nn.GELU(approximate="tanh"), nn.Linear(8, 3)]
+    layers += [nn.Sigmoid(), nn.Dropout(0.3), nn.Linear(n, n), nn.LeakyReLU(), nn.Linear(n, n), nn.ELU()]
+    layers += [nn.Linear(n, n), nn.Softplus(), nn.Linear(n, n), nn.GELU(approximate="tanh"), nn.Linear(n, 3)]
     layers += [nn.Softmax(dim=-1)]
     return nn.Sequential(*layers).to(dtype).eval()
 
@@ -227,6 +231,10 @@ def test_pytorch_sequential_imports_and_predicts_as_torch(tmp_path: Path, dynamo
     path = tmp_path / "torch.onnx"
     torch_export(net, torch.randn(2, 2, 3, dtype=torch.float32), path, dynamo)
     model = cro.load(path)
+    external = [
+        t.name for t in onnx.load(path, load_external_data=False).graph.initializer if t.data_location
+    ]
+    assert bool(external) == dynamo  # the default exporter keeps the 1 KiB weights beside the model
     assert [layer.activation for layer in model.dense_layers()] == [
         "relu", "tanh", "sigmoid", "leaky_relu", "elu", "softplus", "gelu", "softmax"
     ]  # fmt: skip
@@ -371,7 +379,8 @@ def test_a_branch_is_not_a_chain() -> None:
     ]
     with pytest.raises(
         SerializationError,
-        match=r"graph.node\[2\] \(Add 'skip'\): reads 'z1' too, which graph.node\[1\] reads: the graph branches",
+        match=r"graph.node\[2\] \(Add 'skip'\): reads 'z1' too, which graph.node\[1\] reads: the graph "
+        r"branches",
     ):
         cro.from_onnx(graph_model(nodes, {"W1": W84, "W2": W38}))
 
@@ -383,7 +392,8 @@ def test_shapes_that_do_not_chain() -> None:
     ]
     with pytest.raises(
         ShapeError,
-        match=r"graph.node\[1\] \(Gemm 'b'\) \(layer 2\): weight of shape \(3, 5\) \(n\[2\], n\[1\]\) does not chain: a\[1\] has 8 entries",
+        match=r"graph.node\[1\] \(Gemm 'b'\) \(layer 2\): weight of shape \(3, 5\) \(n\[2\], n\[1\]\) "
+        r"does not chain: a\[1\] has 8 entries",
     ):
         cro.from_onnx(graph_model(nodes, {"W1": W84, "W2": np.ones((3, 5))}))
     with pytest.raises(ShapeError, match=r"weight of shape \(8, 5\) .* a\[0\] = x has 4 entries"):
@@ -424,12 +434,48 @@ def test_a_billion_unit_layer_is_refused_before_any_allocation() -> None:
         cro.from_onnx(graph_model(nodes, {"W1": W84}), max_parameters=10)
 
 
-def test_external_data_and_odd_weights_are_refused() -> None:
+def external_model(tmp_path: Path, location: str, offset: int = 0, length: int = 32) -> Path:
+    """A one-layer model whose weight ``W1 (4, 2)`` lives at ``location`` (written beside it if plain)."""
+    model = graph_model([helper.make_node("MatMul", ["x", "W1"], ["y"], name="mm")], {})
+    tensor = onnx.TensorProto(name="W1", data_type=TensorProto.FLOAT, dims=[4, 2])
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        tensor.external_data.add(key=key, value=value)
+    model.graph.initializer.append(tensor)
+    path = tmp_path / "ext.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_external_weights_are_read_only_from_beside_the_model(tmp_path: Path) -> None:
+    values = np.arange(8, dtype=np.float32).reshape(4, 2)
+    (tmp_path / "ext.onnx.data").write_bytes(b"pad!" + values.tobytes())
+    model = cro.load(external_model(tmp_path, "ext.onnx.data", offset=4))
+    np.testing.assert_array_equal(model.layers[0].W.data, values.T)
+    cases = [
+        ("../ext.onnx.data", 0, 32, r"external data '../ext.onnx.data' is not a file inside the model's"),
+        ("/etc/passwd", 0, 32, r"external data '/etc/passwd' is not a file inside the model's folder"),
+        ("absent.data", 0, 32, r"its external data file 'absent.data' is missing beside the model"),
+        ("ext.onnx.data", 8, 32, r"needs 32 bytes, but its external data claims 32 bytes at offset 8 of "
+         r"'ext.onnx.data', which has 36"),
+        ("ext.onnx.data", 0, 16, r"needs 32 bytes, but its external data claims 16 bytes"),
+    ]  # fmt: skip
+    for location, offset, length, message in cases:
+        with pytest.raises(SerializationError, match=message):
+            cro.load(external_model(tmp_path, location, offset, length))
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.data"
+    outside.write_bytes(values.tobytes())
+    (tmp_path / "link.data").symlink_to(outside)
+    with pytest.raises(SerializationError, match=r"'link.data' is not a file inside the model's folder"):
+        cro.load(external_model(tmp_path, "link.data"))
+    with pytest.raises(
+        SerializationError, match=r"keeps its values in an external file; read the model with load"
+    ):
+        cro.from_onnx(read(external_model(tmp_path, "ext.onnx.data", offset=4)))
+
+
+def test_odd_weights_are_refused() -> None:
     nodes = [helper.make_node("MatMul", ["x", "W1"], ["y"], name="mm")]
-    model = graph_model(nodes, {"W1": np.ones((4, 2))})
-    model.graph.initializer[0].data_location = TensorProto.EXTERNAL
-    with pytest.raises(SerializationError, match=r"initializer 'W1' keeps its values in an external file"):
-        cro.from_onnx(model)
     model = graph_model(nodes, {})
     model.graph.initializer.append(numpy_helper.from_array(np.ones((4, 2), np.float16), "W1"))
     with pytest.raises(SerializationError, match=r"initializer 'W1' has type float16"):
@@ -476,7 +522,8 @@ def test_a_tampered_chainrule_function_is_not_trusted() -> None:
     body.node[2].op_type = "Min"  # max(z, 0) -> min(z, 0): no longer chainrule's softplus
     with pytest.raises(
         SerializationError,
-        match=r"graph.node\[1\] \(Softplus 'layers\[0\].Softplus'\): operator chainrule.Softplus is not supported",
+        match=r"graph.node\[1\] \(Softplus 'layers\[0\].Softplus'\): operator chainrule.Softplus is not "
+        r"supported",
     ):
         cro.from_onnx(proto)
     assert float64_function("Softplus").node[2].op_type == "Max"

@@ -58,11 +58,13 @@ class _Layer:
 class _Chain:
     """The walk from the graph's input to one output, collecting layers."""
 
-    def __init__(self, model: onnx.ModelProto, where: str, output: str | None, max_parameters: int) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, where: str, output: str | None, max_parameters: int, folder: Any
+    ) -> None:
         self.where, self.graph = where, model.graph
         self.nodes = list(model.graph.node)
         self.functions = {(f.domain, f.name): f for f in model.functions}
-        self.consts = Constants(model.graph, where, max_parameters)
+        self.consts = Constants(model.graph, where, max_parameters, folder)
         self.input = self._input()
         self.target = self._target(output)
         self.needed = self._ancestry()
@@ -467,6 +469,7 @@ def from_onnx(
     output: str | None = None,
     max_parameters: int = MAX_PARAMETERS,
     where: str = "ONNX model",
+    folder: str | os.PathLike[str] | None = None,
 ) -> Sequential:
     """The chainrule :class:`~chainrule.layers.Sequential` that computes ``model``'s output.
 
@@ -480,6 +483,9 @@ def from_onnx(
         Refuse a model claiming more weights than this, before allocating them.
     where : str
         How errors name the model (a file name).
+    folder : path, optional
+        Where weights kept in external files are read from (the model file's
+        folder; :func:`load` gives it). Without it, external weights are refused.
 
     Raises
     ------
@@ -490,7 +496,7 @@ def from_onnx(
     ConfigError
         Several float outputs and no ``output`` chosen, or an unknown one.
     """
-    chain = _Chain(model, where, output, max_parameters)
+    chain = _Chain(model, where, output, max_parameters, folder)
     chain.check_operators()
     layers = chain.walk()
     declared = [o.type.tensor_type.shape.dim for o in model.graph.output if o.name == chain.target]
@@ -522,7 +528,8 @@ def load(
       (1): Dense(in_features=8, out_features=3, activation='softmax')
     )
     """
-    return from_onnx(read(path), output, max_parameters, where=os.fspath(path))
+    folder = os.path.dirname(os.path.abspath(path))
+    return from_onnx(read(path), output, max_parameters, where=os.fspath(path), folder=folder)
 
 
 def load_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:

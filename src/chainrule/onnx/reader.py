@@ -5,9 +5,14 @@ anything, but it can claim anything. So before any weight becomes a NumPy
 array its declared shape is checked against the bytes it really holds and
 against a limit on the number of values (:data:`MAX_PARAMETERS`): a tensor
 that claims a 10^9-unit layer in a few bytes is refused with one line, and
-nothing of that size is allocated. Weights in external files are refused
-(they would make a model file reach for other files), and so are files larger
-than protobuf's 2 GiB limit, before they are read.
+nothing of that size is allocated. Files larger than protobuf's 2 GiB limit
+are refused before they are read.
+
+Weights kept in an external file (PyTorch's default exporter writes those of
+1 KiB and more to ``model.onnx.data``) are read only from a file inside the
+model's own folder (no absolute path, no ``..``, no link leading out), and
+only the declared ``length`` bytes at ``offset``, after checking that they
+are the tensor's size and lie within the file.
 """
 
 from __future__ import annotations
@@ -91,8 +96,15 @@ class Constants:
     total stays within ``max_parameters``, and only then makes the array.
     """
 
-    def __init__(self, graph: onnx.GraphProto, where: str, max_parameters: int = MAX_PARAMETERS) -> None:
+    def __init__(
+        self,
+        graph: onnx.GraphProto,
+        where: str,
+        max_parameters: int = MAX_PARAMETERS,
+        folder: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.where = where
+        self.folder = None if folder is None else Path(folder)
         self.max_parameters = int(max_parameters)
         self.tensors: dict[str, tuple[TensorProto, str]] = {
             t.name: (t, f"initializer {t.name!r}") for t in graph.initializer
@@ -128,10 +140,6 @@ class Constants:
         tensor, who = self.tensors[name]
         who = f"{self.where}: {who}"
         dims = self.shape(name)
-        if tensor.data_location == TensorProto.EXTERNAL:
-            raise SerializationError(
-                f"{who} keeps its values in an external file; chainrule reads self-contained ONNX files only."
-            )
         if tensor.data_type not in FLOAT_TYPES:
             raise SerializationError(
                 f"{who} has type {elem_name(tensor.data_type)}; chainrule takes float32 or float64 weights."
@@ -145,15 +153,59 @@ class Constants:
                 f"{self.total + count:,}, more than the limit of {self.max_parameters:,} "
                 f"(max_parameters); refused before allocating."
             )
-        itemsize = FLOAT_TYPES[tensor.data_type].itemsize
-        held = len(tensor.raw_data) if tensor.raw_data else len(_typed_values(tensor)) * itemsize
-        if held != count * itemsize:
+        dtype = FLOAT_TYPES[tensor.data_type].newbyteorder("<")  # ONNX stores raw data little-endian
+        if tensor.data_location == TensorProto.EXTERNAL:
+            raw = self._external(tensor, who, count * dtype.itemsize)
+            self.total += count
+            return np.frombuffer(raw, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+        held = len(tensor.raw_data) if tensor.raw_data else len(_typed_values(tensor)) * dtype.itemsize
+        if held != count * dtype.itemsize:
             raise SerializationError(
-                f"{who} claims shape {dims} ({count * itemsize:,} bytes) but holds {held:,} bytes "
+                f"{who} claims shape {dims} ({count * dtype.itemsize:,} bytes) but holds {held:,} bytes "
                 f"(a truncated or altered file)."
             )
         self.total += count
-        return np.array(numpy_helper.to_array(tensor), dtype=FLOAT_TYPES[tensor.data_type])
+        return np.array(numpy_helper.to_array(tensor), dtype=dtype.newbyteorder("="))
+
+    def _external(self, tensor: TensorProto, who: str, nbytes: int) -> bytes:
+        """The ``nbytes`` of an external tensor, from a file in the model's folder, once checked."""
+        if self.folder is None:
+            raise SerializationError(
+                f"{who} keeps its values in an external file; read the model with load(path), "
+                f"which knows its folder."
+            )
+        info = {e.key: e.value for e in tensor.external_data}
+        location = info.get("location", "")
+        folder = self.folder.resolve()
+        path = (folder / location).resolve()
+        if (
+            not location
+            or Path(location).is_absolute()
+            or ".." in Path(location).parts
+            or not path.is_relative_to(folder)
+        ):
+            raise SerializationError(
+                f"{who}: external data {location!r} is not a file inside the model's folder."
+            )
+        if not path.is_file():
+            raise SerializationError(
+                f"{who}: its external data file {location!r} is missing beside the model."
+            )
+        try:
+            offset, length = int(info.get("offset", 0)), int(info.get("length", nbytes))
+        except ValueError:
+            raise SerializationError(
+                f"{who}: external data offset/length are not integers: {info}."
+            ) from None
+        size = path.stat().st_size
+        if length != nbytes or offset < 0 or offset + length > size:
+            raise SerializationError(
+                f"{who} needs {nbytes:,} bytes, but its external data claims {length:,} bytes at offset "
+                f"{offset:,} of {location!r}, which has {size:,} (a truncated or altered file)."
+            )
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(length)
 
 
 def _typed_values(tensor: TensorProto) -> Any:
