@@ -577,6 +577,24 @@ def test_truncated_files_never_give_a_partial_model(tmp_path: Path) -> None:
         assert "\n" not in str(info.value) and str(path) in str(info.value)
 
 
+def test_deploy_doc_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """docs/deploy.md stays true: its Python blocks run in order, and print what they say."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "deploy.md").read_text()
+    blocks = __import__("re").findall(r"```python\n(.*?)```", doc, flags=__import__("re").S)
+    assert len(blocks) == 6 and len(blocks[1].strip().splitlines()) == 5  # onnxruntime in five lines
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLPClassifier's convergence warning
+        for block in blocks:
+            exec(compile(block, "docs/deploy.md", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("[") and len(printed[0].split()) == 3  # three classes from onnxruntime
+    errors = [float(line) for line in printed if __import__("re").fullmatch(r"[0-9.e+-]+", line)]
+    assert len(errors) == 2 and max(errors) <= 1e-6  # PyTorch and scikit-learn agree with the imports
+    assert namespace["expl"].check["autodiff"] < 1e-10
+
+
 def test_missing_and_too_large_files(tmp_path: Path) -> None:
     with pytest.raises(SerializationError, match=r"no such ONNX file"):
         cro.load(tmp_path / "absent.onnx")
