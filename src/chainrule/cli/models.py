@@ -11,22 +11,24 @@ from pathlib import Path
 
 import numpy as np
 
-from chainrule import backend, datasets, serialize
+from chainrule import backend, datasets
 from chainrule.cli.common import add_device, use_device
+from chainrule.cli.onnx import read_model
+from chainrule.cli.saved import default_loss
 from chainrule.errors import ConfigError, DataError
 from chainrule.train import evaluate, predict
 
 
 def add_evaluate(ev: argparse.ArgumentParser) -> None:
     """The options of ``chainrule evaluate``."""
-    ev.add_argument("model")
+    ev.add_argument("model", help="a model file: .safetensors (chainrule train, chainrule import) or .onnx")
     ev.add_argument("--data", default=None, help="dataset (default: the one it was trained on)")
     add_device(ev)
 
 
 def add_predict(pr: argparse.ArgumentParser) -> None:
     """The options of ``chainrule predict``."""
-    pr.add_argument("model")
+    pr.add_argument("model", help="a model file: .safetensors (chainrule train, chainrule import) or .onnx")
     pr.add_argument("inputs", help=".npy file or headerless numeric .csv of shape (m, n_features)")
     pr.add_argument("--output", help="write predictions here (.npy or .csv) instead of stdout")
     add_device(pr)
@@ -35,11 +37,11 @@ def add_predict(pr: argparse.ArgumentParser) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Print the test metrics of a saved model as JSON."""
     use_device(args.device)
-    model = serialize.load(args.model)
-    meta = serialize.load_metadata(args.model)
+    model, meta = read_model(args.model)
     data = datasets.load(args.data or meta.get("data", "digits"))
     x_test = backend.asarray(data.x_test.astype(model.parameters()[0].dtype))
-    scores = evaluate(model, x_test, backend.asarray(data.y_test), meta.get("loss", "cross_entropy"))
+    loss = default_loss(model, meta, classification=data.task != "regression")  # the recorded one, if any
+    scores = evaluate(model, x_test, backend.asarray(data.y_test), loss)
     print(json.dumps({f"test_{k}": v for k, v in scores.items()}))
     return 0
 
@@ -70,7 +72,7 @@ def _read_inputs(path: str) -> np.ndarray:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Print (or write) the outputs of a saved model; classes too for classifiers."""
     use_device(args.device)
-    model = serialize.load(args.model)
+    model, _ = read_model(args.model)
     out = predict(model, _read_inputs(args.inputs))
     if args.output:
         target = Path(args.output)

@@ -72,6 +72,10 @@ class _Chain:
         self.dtype: np.dtype = FLOAT_TYPES.get(self.input.type.tensor_type.elem_type, np.dtype(np.float32))
         self.width = self._input_width()
         self.visited: set[int] = set()
+        self.readers: dict[str, list[int]] = {}  # tensor -> the needed nodes that read it, in order
+        for pos in self.needed:
+            for name in dict.fromkeys(self.nodes[pos].input):
+                self.readers.setdefault(name, []).append(pos)
 
     def fail(self, pos: int, why: str) -> SerializationError:
         return SerializationError(f"{self.where}: {_who(pos, self.nodes[pos])}: {why}")
@@ -160,7 +164,7 @@ class _Chain:
     def walk(self) -> list[_Layer | str]:
         current = self.input.name
         while current != self.target:
-            readers = [pos for pos in self.needed if current in self.nodes[pos].input]
+            readers = self.readers.get(current, [])
             if not readers:
                 raise SerializationError(f"{self.where}: tensor {current!r} leads nowhere near the output.")
             pos = readers[0]
