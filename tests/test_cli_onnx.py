@@ -252,3 +252,20 @@ def test_export_of_a_missing_model_and_without_the_extra(tmp_path: Path, monkeyp
     monkeypatch.setitem(sys.modules, "chainrule.onnx", None)  # as if onnx were not installed
     assert main(["import", str(tmp_path / "m.onnx")]) == 2
     assert "ONNX needs the onnx extra: pip install 'chainrule[onnx]'" in one_line_error(capsys)
+
+
+def test_explain_model_input_files_that_do_not_fit(
+    torch_logits: tuple[torch.nn.Module, Path], tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "words.csv").write_text("a,b\nc,d\n")
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
+    np.save(tmp_path / "x.npy", np.zeros((3, 64)))
+    cases = {
+        "words.csv": r"--input: cannot read '.*words.csv' as numbers",
+        "cube.npy": r"--input: '.*cube.npy' holds float64 of shape \(2, 2, 2\); expected a table of numbers",
+        "x.npy": r"--input: --row 5 is out of range: '.*x.npy' has 3 rows",
+    }
+    for name, message in cases.items():
+        argv = ["explain", "--model", str(torch_logits[1]), "--input", str(tmp_path / name), "--row", "5"]
+        assert main([*argv, "--target", "1"]) == 2
+        assert __import__("re").search(message, one_line_error(capsys))

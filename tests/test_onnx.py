@@ -8,6 +8,7 @@ the legacy TorchScript one) and skl2onnx write the graphs that are imported.
 from __future__ import annotations
 
 import os
+import sys
 import tracemalloc
 import warnings
 from pathlib import Path
@@ -604,3 +605,202 @@ def test_missing_and_too_large_files(tmp_path: Path) -> None:
         SerializationError, match=r"more than the 10 an ONNX file without external data can hold"
     ):
         read(path, max_bytes=10)
+
+
+# --- every other refusal of the importer, one line each -----------------------------------------
+
+F32 = np.float32
+
+
+def build(
+    nodes: list[onnx.NodeProto],
+    weights: dict[str, np.ndarray] | None = None,
+    x: tuple[int, list[Any]] = (TensorProto.FLOAT, ["batch", 4]),
+    extra_inputs: tuple[str, ...] = (),
+    output: str | None = None,
+) -> onnx.ModelProto:
+    """A graph from ``x`` to the last node's output; weights keep their dtypes."""
+    inputs = [helper.make_tensor_value_info(name, x[0], x[1]) for name in ("x", *extra_inputs)]
+    out = output or nodes[-1].output[0]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        inputs,
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["batch", None])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (weights or {}).items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+
+
+def node(op: str, inputs: list[str], output: str, **attrs: Any) -> onnx.NodeProto:
+    return helper.make_node(op, inputs, [output], name=output, **attrs)
+
+
+GEMM = node("Gemm", ["x", "W"], "z", transB=1)
+W = {"W": np.ones((8, 4), F32)}
+REFUSALS = {
+    "two inputs": (
+        build([GEMM], W, extra_inputs=("x2",)),
+        r"the graph has 2 inputs \['x', 'x2'\]; an MLP has one",
+    ),
+    "integer input": (
+        build([GEMM], W, x=(TensorProto.INT64, ["b", 4])),
+        r"input 'x' has type int64; an MLP takes",
+    ),
+    "no node": (build([GEMM], W, output="x"), r"output 'x' is computed by no node"),
+    "input unused": (build([node("Relu", ["W"], "y")], W), r"tensor 'x' leads nowhere near the output"),
+    "side branch": (
+        build(
+            [GEMM, node("Relu", ["r0"], "ratio"), node("Dropout", ["z", "ratio"], "y")],
+            {**W, "r0": np.ones((), F32)},
+        ),
+        r"graph.node\[1\] \(Relu 'ratio'\): this node feeds the output from outside the chain",
+    ),
+    "no layer": (build([node("Relu", ["x"], "y")]), r"the graph has no Gemm or MatMul layer"),
+    "stray Sub": (
+        build([GEMM, node("Sub", ["z", "c"], "y")], {**W, "c": np.ones(8, F32)}),
+        r"\(Sub 'y'\): Sub appears outside the patterns",
+    ),
+    "float64 weight": (
+        build([GEMM], {"W": np.ones((8, 4))}),
+        r"its weight 'W' is float64, but the model computes in float32",
+    ),
+    "weight first": (
+        build([node("MatMul", ["W", "x"], "y")], W),
+        r"expected the running activation 'x' as input 0, got 'W'",
+    ),
+    "transA": (build([node("Gemm", ["x", "W"], "y", transA=1)], W), r"transA=1 transposes the activations"),
+    "vector weight": (
+        build([node("Gemm", ["x", "W"], "y")], {"W": np.ones(4, F32)}),
+        r"weight 'W' has shape \(4,\), expected a matrix",
+    ),
+    "3-D weight": (
+        build([node("MatMul", ["x", "W"], "y")], {"W": np.ones((4, 2, 2), F32)}),
+        r"expected a matrix \(n\[l-1\], n\[l\]\)",
+    ),
+    "z + z": (build([GEMM, node("Add", ["z", "z"], "y")], W), r"adds the running activation to itself"),
+    "two biases": (
+        build(
+            [node("Gemm", ["x", "W", "b"], "z", transB=1), node("Add", ["z", "b"], "y")],
+            {**W, "b": np.ones(8, F32)},
+        ),
+        r"\(Add 'y'\): adds a second bias to a layer that has one",
+    ),
+    "bias after phi": (
+        build([GEMM, node("Relu", ["z"], "a"), node("Add", ["a", "b"], "y")], {**W, "b": np.ones(8, F32)}),
+        r"a bias must follow Gemm or MatMul directly",
+    ),
+    "image input": (
+        build([GEMM], W, x=(TensorProto.FLOAT, ["b", 2, 2])),
+        r"has shape \['b', 2, 2\], not \(batch, n\[0\]\)",
+    ),
+    "no units": (build([GEMM], {"W": np.ones((0, 4), F32)}), r"weight of shape \(0, 4\) has no units"),
+    "cast to int": (
+        build([node("Cast", ["x"], "c", to=TensorProto.INT64), node("Gemm", ["c", "W"], "y", transB=1)], W),
+        r"\(Cast 'c'\): casts to int64",
+    ),
+    "cast inside": (
+        build([GEMM, node("Cast", ["z"], "y", to=TensorProto.DOUBLE)], W),
+        r"casts from float32 to float64 inside",
+    ),
+    "flatten axis": (
+        build([node("Flatten", ["x"], "f", axis=2)]),
+        r"Flatten\(axis=2\) does not give \(batch, features\)",
+    ),
+    "reshape rows": (
+        build([GEMM, node("Reshape", ["z", "s"], "y")], {**W, "s": np.array([-1, 4])}),
+        r"Reshape to \(-1, 4\) changes the rows \(batch, 8\)",
+    ),
+    "reshape float shape": (
+        build([node("Reshape", ["x", "s"], "y")], {"s": np.ones(2, F32)}),
+        r"its shape 's' is not a small stored int64",
+    ),
+    "training dropout": (
+        build(
+            [GEMM, node("Dropout", ["z", "r", "t"], "y")], {**W, "r": np.array(0.5, F32), "t": np.array(True)}
+        ),
+        r"Dropout in training mode; export the model in eval mode",
+    ),
+    "softplus threshold 5": (
+        build(
+            [
+                GEMM,
+                node("Softplus", ["z"], "s"),
+                node("Greater", ["z", "t"], "g"),
+                node("Where", ["g", "z", "s"], "y"),
+            ],
+            {**W, "t": np.array(5.0, F32)},
+        ),
+        r"\(Where 'y'\): is not PyTorch's softplus threshold",
+    ),
+    "binary 2 - p": (
+        build(
+            [
+                node("Gemm", ["x", "w"], "z", transB=1),
+                node("Sigmoid", ["z"], "p"),
+                node("Sub", ["two", "p"], "q"),
+                node("Concat", ["q", "p"], "y", axis=1),
+            ],
+            {"w": np.ones((1, 4), F32), "two": np.array([2.0], F32)},
+        ),
+        r"\(Concat 'y'\): is not skl2onnx's binary output",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_importer_refusals(case: str) -> None:
+    model, message = REFUSALS[case]
+    with pytest.raises(ChainruleError, match=message) as info:
+        cro.from_onnx(model, where="m.onnx")
+    assert "\n" not in str(info.value) and str(info.value).startswith("m.onnx: ")
+
+
+def test_binary_pattern_is_a_softmax_over_zero_and_z() -> None:
+    nodes = [
+        node("Gemm", ["x", "w", "b"], "z", transB=1),
+        node("Sigmoid", ["z"], "p"),
+        node("Sub", ["one", "p"], "q"),
+        node("Concat", ["q", "p"], "y", axis=1),
+    ]
+    weights = {
+        "w": np.array([[1.0, -2.0, 0.5, 3.0]], F32),
+        "b": np.array([0.25], F32),
+        "one": np.ones(1, F32),
+    }
+    model = cro.from_onnx(build(nodes, weights))
+    x = np.random.default_rng(0).normal(size=(9, 4)).astype(F32)
+    want = session(build(nodes, weights)).run(None, {"x": x})[0]
+    assert model.dense_layers()[0].activation == "softmax"
+    assert max_error(predict(model, x), want) <= 1e-6
+
+
+def test_reader_refuses_negative_dims_and_bad_external_fields(tmp_path: Path) -> None:
+    model = graph_model([helper.make_node("Gemm", ["x", "W1"], ["y"], name="g", transB=1)], {})
+    model.graph.initializer.append(claimed([-8, 4], b""))
+    with pytest.raises(SerializationError, match=r"initializer 'W1' has negative dims \(-8, 4\)"):
+        cro.from_onnx(model)
+    (tmp_path / "ext.onnx.data").write_bytes(b"\0" * 32)
+    path = external_model(tmp_path, "ext.onnx.data")
+    proto = read(path)
+    proto.graph.initializer[0].external_data[1].value = "zero"
+    path.write_bytes(proto.SerializeToString())
+    with pytest.raises(SerializationError, match=r"external data offset/length are not integers"):
+        cro.load(path)
+
+
+def test_export_refuses_more_than_one_file_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("chainrule.onnx.writer.MAX_PROTO_BYTES", 100)
+    with pytest.raises(SerializationError, match=r"the weights exceed 2 GiB, more than one ONNX file holds"):
+        cro.to_onnx(mlp([4, 8, 2]))
+    with pytest.raises(KeyError):
+        float64_function("Relu")  # only the four without float64 kernels have a body
+
+
+def test_without_the_onnx_package_the_error_says_which_extra() -> None:
+    code = "import sys; sys.modules['onnx'] = None; import chainrule.onnx"
+    result = __import__("subprocess").run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert "chainrule.onnx needs the onnx package: pip install 'chainrule[onnx]'" in result.stderr

@@ -27,9 +27,9 @@ except ImportError as exc:  # pragma: no cover - the test extra installs onnx
     ) from exc
 
 from chainrule.onnx.activations import ACTIVATIONS, OnnxActivation
-from chainrule.onnx.export import OPSET, export, to_onnx
 from chainrule.onnx.importer import SUPPORTED, from_onnx, load, load_metadata
 from chainrule.onnx.reader import MAX_PARAMETERS
+from chainrule.onnx.writer import OPSET, export, to_onnx
 
 __all__ = [
     "ACTIVATIONS",
