@@ -123,7 +123,7 @@ def test_import_pytorch_then_evaluate_predict_and_fine_tune(
     assert main(["evaluate", str(path)]) == 0  # the .onnx file directly: logits -> softmax_cross_entropy
     assert json.loads(capsys.readouterr().out) == before
     assert main(["predict", str(path), str(tmp_path / "x.npy")]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 5
+    assert len(capsys.readouterr().out.splitlines()) == 1 + 5  # a header, then one row per example
     run = tmp_path / "run"
     argv = ["train", "--init-from", str(path), "--epochs", "3", "--lr", "3e-3", "--quiet", "--out", str(run)]
     assert main(argv) == 0

@@ -42,7 +42,9 @@ def add_export(ex: argparse.ArgumentParser) -> None:
     ex.add_argument("--format", choices=["onnx"], default="onnx", help="the file format (default: onnx)")
     ex.add_argument("--output", help="the file to write (default: MODEL with the suffix .onnx)")
     ex.add_argument(
-        "--dtype", choices=["float32", "float64"], help="weights and input (default: the model's)"
+        "--dtype",
+        choices=["float32", "float64"],
+        help="dtype of the weights and the input (default: the model's)",
     )
     ex.add_argument("--input-name", default="input", help="name of the graph input (default: input)")
     ex.add_argument("--output-name", default="output", help="name of the graph output (default: output)")
@@ -80,11 +82,15 @@ def add_import(im: argparse.ArgumentParser) -> None:
     im.add_argument(
         "--output", help="the chainrule model to write (default: MODEL with the suffix .safetensors)"
     )
-    im.add_argument("--graph-output", help="the graph output to import, if the graph has several")
     im.add_argument(
-        "--loss", help="training loss to record, for evaluate and fine-tuning (e.g. cross_entropy)"
+        "--graph-output",
+        help="the graph output to import, if the graph has several (default: its one float output)",
     )
-    im.add_argument("--data", help="dataset to record, for evaluate (e.g. digits)")
+    im.add_argument(
+        "--loss",
+        help="training loss to record for evaluate and fine-tuning, e.g. cross_entropy (default: the file's)",
+    )
+    im.add_argument("--data", help="dataset to record, for evaluate, e.g. digits (default: the file's)")
     im.add_argument(
         "--max-parameters",
         type=positive_int,

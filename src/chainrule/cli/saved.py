@@ -71,17 +71,23 @@ def add_arguments(ex: argparse.ArgumentParser) -> None:
     """The options of ``chainrule explain --model MODEL --input X --target Y``."""
     group = ex.add_argument_group("explain a saved or imported model (instead of a spec)")
     group.add_argument(
-        "--model", help="a model file: .safetensors (chainrule train, chainrule import) or .onnx"
+        "--model",
+        help="a model file: .safetensors (chainrule train, chainrule import) or .onnx (default: none)",
     )
     group.add_argument(
-        "--input", help="one example: numbers separated by commas, or a .npy/.csv file (see --row)"
+        "--input",
+        help="one example: numbers separated by commas, or a .npy/.csv file (see --row; default: none)",
     )
-    group.add_argument("--target", help="a class index, numbers separated by commas, or a .npy/.csv file")
     group.add_argument(
-        "--row", type=int, default=0, help="the row of --input/--target files (0-based, default 0)"
+        "--target", help="a class index, numbers separated by commas, or a .npy/.csv file (default: none)"
+    )
+    group.add_argument(
+        "--row", type=int, default=0, help="the row of --input/--target files, 0-based (default: 0)"
     )
     group.add_argument("--loss", help="loss name (default: the model's training loss, else from its output)")
-    group.add_argument("--learning-rate", type=float, help="alpha of the gradient-descent step (default 0.5)")
+    group.add_argument(
+        "--learning-rate", type=float, help="alpha of the gradient-descent step (default: 0.5)"
+    )
 
 
 def _dense_only(model: Sequential) -> Sequential:
