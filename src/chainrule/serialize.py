@@ -46,7 +46,8 @@ def _digest(tensors: dict[str, np.ndarray], texts: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file beside it, fsync and rename: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -66,7 +67,7 @@ def _save(path: str | os.PathLike[str], tensors: dict[str, Any], texts: dict[str
     arrays = {k: np.ascontiguousarray(backend.to_numpy(v)) for k, v in tensors.items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **texts}
     meta["sha256"] = _digest(arrays, meta)
-    _write_atomic(Path(path), st_save(arrays, metadata=meta))
+    write_atomic(Path(path), st_save(arrays, metadata=meta))
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -254,4 +255,12 @@ class Checkpoint:
         return False
 
 
-__all__ = ["Checkpoint", "load", "load_checkpoint", "load_metadata", "save", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "load",
+    "load_checkpoint",
+    "load_metadata",
+    "save",
+    "save_checkpoint",
+    "write_atomic",
+]

@@ -1,4 +1,4 @@
-"""The ``chainrule`` command line (level 8): one module per command, one error boundary.
+"""The ``chainrule`` command line (level 9): one module per command, one error boundary.
 
 Every error in arguments or data prints one line to stderr and exits with
 status 2; ``--debug`` shows the full traceback instead.
@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from chainrule.cli import download, explain, models, train
+from chainrule.cli import download, explain, models, onnx, train
 from chainrule.cli.common import Parser
 from chainrule.errors import ChainruleError
 
@@ -38,6 +38,13 @@ COMMANDS: list[Command] = [
     ),
     ("ops", "print the table of primitives and their derivative rules", explain.add_ops, explain.cmd_ops),
     (download.NAME, download.HELP, download.add_arguments, download.run),
+    ("export", "write a saved model as ONNX, to run anywhere", onnx.add_export, onnx.cmd_export),
+    (
+        "import",
+        "read an ONNX MLP (PyTorch, skl2onnx, ...) into a chainrule model",
+        onnx.add_import,
+        onnx.cmd_import,
+    ),
 ]
 
 

@@ -1,6 +1,6 @@
 """What every command shares: the argument parser whose errors are one line, argument types, the device.
 
-Part of :mod:`chainrule.cli` (level 8).
+Part of :mod:`chainrule.cli` (level 9).
 """
 
 from __future__ import annotations

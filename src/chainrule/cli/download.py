@@ -1,6 +1,6 @@
 """``chainrule download NAME``: fetch an opt-in data set (MNIST, Fashion-MNIST) into the cache once.
 
-Part of :mod:`chainrule.cli` (level 8). The files are verified by their published
+Part of :mod:`chainrule.cli` (level 9). The files are verified by their published
 SHA-256 digests (:data:`chainrule.datasets.SHA256`); afterwards ``chainrule train
 --data NAME`` finds them in the cache folder without the network.
 """

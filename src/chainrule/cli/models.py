@@ -1,6 +1,6 @@
 """``chainrule evaluate`` and ``chainrule predict``: use a saved model.
 
-Part of :mod:`chainrule.cli` (level 8). ``predict`` reads its inputs as ``train``
+Part of :mod:`chainrule.cli` (level 9). ``predict`` reads its inputs as ``train``
 reads a table (the same CSV reader: a header picks the columns by name, errors
 name the line and column), and writes a header, then one row per example:
 ``class`` and one probability per class name for a classifier (``--logits`` for
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, datasets, serialize
+from chainrule import backend, datasets
 from chainrule.autograd import no_grad
 from chainrule.cli.common import (
     add_device,
@@ -30,6 +30,8 @@ from chainrule.cli.common import (
     unscale_target,
     use_device,
 )
+from chainrule.cli.onnx import read_model
+from chainrule.cli.saved import default_loss
 from chainrule.errors import ConfigError, DataError
 from chainrule.layers import Sequential
 from chainrule.metrics import regression_scores
@@ -46,7 +48,7 @@ OUTPUTS = {
 
 def add_evaluate(ev: argparse.ArgumentParser) -> None:
     """The options of ``chainrule evaluate``."""
-    ev.add_argument("model")
+    ev.add_argument("model", help="a model file: .safetensors (chainrule train, chainrule import) or .onnx")
     ev.add_argument(
         "--data",
         default=None,
@@ -57,7 +59,7 @@ def add_evaluate(ev: argparse.ArgumentParser) -> None:
 
 def add_predict(pr: argparse.ArgumentParser) -> None:
     """The options of ``chainrule predict``."""
-    pr.add_argument("model")
+    pr.add_argument("model", help="a model file: .safetensors (chainrule train, chainrule import) or .onnx")
     pr.add_argument(
         "inputs",
         help="a .csv/.tsv table (a header row picks the model's columns by name; without one, every "
@@ -81,8 +83,7 @@ def add_predict(pr: argparse.ArgumentParser) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Print the test metrics of a saved model as JSON."""
     use_device(args.device)
-    model = serialize.load(args.model)
-    meta = serialize.load_metadata(args.model)
+    model, meta = read_model(args.model)
     name = args.data or meta.get("data", "digits")
     options: dict[str, Any] = {}
     if name not in datasets.DATASETS and Path(name).suffix.lower() in (".csv", ".tsv"):
@@ -98,7 +99,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     y_test = data.y_test
     if scaling:
         y_test = scale_target(y_test, scaling)
-    scores = evaluate(model, x_test, backend.asarray(y_test), meta.get("loss", "cross_entropy"))
+    loss = default_loss(model, meta, classification=data.task != "regression")  # the recorded one, if any
+    scores = evaluate(model, x_test, backend.asarray(y_test), loss)
     if scaling:
         scores.update(regression_scores(unscale_target(predict(model, x_test), scaling), data.y_test))
     print(json.dumps({f"test_{k}": v for k, v in scores.items()}))
@@ -232,8 +234,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             + ", ".join(f"{ext} ({what})" for ext, what in OUTPUTS.items())
             + "."
         )
-    model = serialize.load(args.model)
-    meta = serialize.load_metadata(args.model)
+    model, meta = read_model(args.model)
     x, rows = _read_inputs(args.inputs, model, meta)
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite outputs are named just below
         header, table, numbers = _table(model, meta, x, args.logits)

@@ -1,6 +1,6 @@
 """``chainrule train``: train an MLP on a dataset, write the model, metrics.json and a plot.
 
-Part of :mod:`chainrule.cli` (level 8). A run says what it does before it does it:
+Part of :mod:`chainrule.cli` (level 9). A run says what it does before it does it:
 the data, the target column and the task (with the reason when inferred), the
 classes, the recipe with the options that changed it, and the target scaling of a
 regression; after training, why it stopped and which weights it kept.
@@ -17,6 +17,7 @@ from typing import Any
 
 from chainrule import backend, datasets, serialize
 from chainrule.backend import memory
+from chainrule.cli import saved
 from chainrule.cli.common import (
     add_device,
     fit_target_scaling,
@@ -191,6 +192,12 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--quiet", action="store_true", help="no progress bar or per-epoch lines (default: off)"
     )
+    train.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="fine-tune: start from this model's layers and weights (.safetensors or .onnx) instead of "
+        "a new MLP, so --layers, --activation and --dropout are unused (default: a new MLP)",
+    )
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -275,7 +282,10 @@ def run(args: argparse.Namespace) -> int:
     # a loss on logits (softmax_cross_entropy, ...) gets the logits: no output activation
     output = "identity" if regression or get_loss(loss).from_logits else "softmax"
     sizes = [data.x_train.shape[1], *recipe["layers"], n_out]
-    model = mlp(sizes, recipe["activation"], output, dropout=recipe.get("dropout", 0.0), seed=args.seed)
+    if args.init_from:
+        model, loss = saved.start_from(args.init_from, data, args.loss)
+    else:
+        model = mlp(sizes, recipe["activation"], output, dropout=recipe.get("dropout", 0.0), seed=args.seed)
     model.feature_names, model.classes = data.feature_names, data.classes
     epochs = recipe["epochs"]  # after any --epochs override, so a cosine schedule spans the real run
     trainer = Trainer(

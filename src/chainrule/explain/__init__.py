@@ -25,6 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from chainrule.errors import ChainruleError, ConfigError
 from chainrule.explain.core import Explanation, explain, parse_weight
@@ -58,7 +59,7 @@ def render(explanation: Explanation, fmt: str = "text", all_steps: bool = False)
 
 
 def run(
-    spec_path: str | os.PathLike[str],
+    spec_path: str | os.PathLike[str] | dict[str, Any],
     fmt: str = "text",
     output: str | os.PathLike[str] | None = None,
     weight: str | Sequence[str] | None = None,
