@@ -23,7 +23,7 @@ LEVELS: dict[str, int] = {
     **dict.fromkeys(["backend", "tensor_api"], 1),
     **dict.fromkeys(["tensor", "kernels"], 2),
     **dict.fromkeys(["ops", "autograd", "trace"], 3),
-    **dict.fromkeys(["functional", "init", "gradcheck"], 4),
+    **dict.fromkeys(["functional", "init", "gradcheck", "summary"], 4),
     **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics"], 5),
     **dict.fromkeys(["explain", "train"], 6),
     "serialize": 7,  # checkpoints hold a Trainer's state, so it sits above train

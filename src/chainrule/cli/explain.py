@@ -11,7 +11,7 @@ import argparse
 def add_explain(ex: argparse.ArgumentParser) -> None:
     """The options of ``chainrule explain``."""
     ex.add_argument("spec", help="JSON spec file (see docs/explain.md)")
-    ex.add_argument("--format", choices=["text", "markdown", "json", "png"], default="text")
+    ex.add_argument("--format", choices=["text", "markdown", "json", "png", "html"], default="text")
     ex.add_argument("--output", help="write to this file instead of stdout")
     ex.add_argument(
         "--weight",

@@ -57,6 +57,11 @@ class Explanation:
     def __repr__(self) -> str:
         return f"Explanation(sizes={self.spec.sizes}, loss={self.spec.loss!r}, C={self.loss:.9g})"
 
+    def _repr_html_(self) -> str:  # Jupyter, JupyterLab and VS Code show the interactive view
+        from chainrule.explain.html import fragment
+
+        return fragment(self)
+
     @property
     def m(self) -> int:
         """Number of examples."""
