@@ -146,7 +146,9 @@ def test_circles_inner_class_is_the_small_circle() -> None:
     radius = np.hypot(ds.x_train[:, 0], ds.x_train[:, 1])
     np.testing.assert_allclose(radius[ds.y_train == 0], 1.0, atol=1e-6)
     np.testing.assert_allclose(radius[ds.y_train == 1], 0.3, atol=1e-6)
-    with pytest.raises(ConfigError, match=r"circles: factor \(inner radius / outer radius\) must be in \(0, 1\), got 1.5"):
+    with pytest.raises(
+        ConfigError, match=r"circles: factor \(inner radius / outer radius\) must be in \(0, 1\), got 1.5"
+    ):
         load("circles", factor=1.5)
 
 

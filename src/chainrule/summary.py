@@ -1,4 +1,4 @@
-"""A model's summary: its layers, their output shapes and parameter counts, as Keras's ``summary()`` (level 4).
+"""A model's summary: layers, output shapes and parameter counts, as Keras's ``summary()`` (level 4).
 
 It reads a model through the methods every :class:`~chainrule.layers.Module`
 has (``config()`` and ``named_parameters()``), so it imports no layer class

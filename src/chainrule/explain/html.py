@@ -69,7 +69,7 @@ def page_data(expl: Explanation) -> dict[str, Any]:
 
 
 def _finite_json(value: Any) -> Any:
-    """Non-finite floats as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (JSON has no such numbers)."""
+    """Non-finite floats as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (not JSON numbers)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
@@ -139,7 +139,7 @@ def to_html(expl: Explanation) -> str:
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         # NOTE: the policy forbids every fetch; inline script and style are all the page has
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:\">"
         f"<title>{html.escape(title)}</title></head>\n"
         f"<body>{body}</body></html>\n"
