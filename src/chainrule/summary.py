@@ -149,7 +149,10 @@ def summarize(model: Any) -> ModelSummary:
     """
     config = model.config()
     layers = list(model.layers) if config.get("type") == "Sequential" else [model]
-    rows, sizes, nbytes, dtypes = [], [], 0, set()
+    rows: list[Row] = []
+    sizes: list[int] = []
+    dtypes: set[str] = set()
+    nbytes = 0
     width: int | None = None
     for i, layer in enumerate(layers):
         cfg = layer.config()

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from chainrule.cli import explain, models, train
+from chainrule.cli import explain, models, playground, train
 from chainrule.cli.common import Parser
 from chainrule.errors import ChainruleError
 
@@ -37,6 +37,7 @@ COMMANDS: list[Command] = [
         explain.cmd_explain,
     ),
     ("ops", "print the table of primitives and their derivative rules", explain.add_ops, explain.cmd_ops),
+    (playground.NAME, playground.HELP, playground.add_arguments, playground.run),
 ]
 
 
