@@ -254,7 +254,7 @@
     var D = this.D, L = this.L, self = this, sizes = D.sizes;
     var gap = 200, dy = 96, top = 64, left = 70;
     var nmax = Math.max.apply(null, sizes);
-    var W = left + L * gap + 150, H = top + (nmax - 1) * dy + 90;
+    var W = left + L * gap + 150, H = top + (nmax - 1) * dy + 112;
     var pos = sizes.map(function (n, l) {
       var ys = [];
       for (var j = 0; j < n; j++) ys.push(top + ((nmax - n) / 2 + j) * dy);
@@ -339,7 +339,7 @@
         }
       }
     }
-    if (lossNow) out.push('<text class="crx-loss" x="' + (left + L * gap + 30) + '" y="' + (H - 20) + '">C = ' + this.svgNum("loss") + "</text>");
+    if (lossNow) out.push('<text class="crx-loss" x="' + (left + L * gap + 30) + '" y="' + (H - 10) + '">C = ' + this.svgNum("loss") + "</text>");
     out.push("</svg>");
     return out.join("");
   };
