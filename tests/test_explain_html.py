@@ -117,5 +117,7 @@ def test_notebook_fragment() -> None:
 
 def test_too_large_to_draw() -> None:
     spec = {"layers": [{"sizes": [2, 17], "seed": 0}], "input": [1.0, 2.0], "target": [0.0] * 17}
+    expl = explain(spec)
     with pytest.raises(ConfigError, match=r"html: the network is too large to draw \(layer 1 has 17 neurons"):
-        render(explain(spec), "html")
+        render(expl, "html")
+    assert expl._repr_html_() is None  # a notebook shows the text repr instead
