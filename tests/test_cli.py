@@ -148,12 +148,14 @@ def test_predict_bad_inputs(run_dir: Path, tmp_path: Path, capsys) -> None:  # t
 
 def test_gpu_without_cupy(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     try:
-        backend.set_backend("cupy")
+        backend.set_device("gpu")
         pytest.skip("CuPy and a GPU are available")  # pragma: no cover - only on a GPU machine
     except BackendError:
         pass
     assert main(["train", "--device", "gpu", "--out", str(tmp_path), "--quiet"]) == 2
-    assert one_line_error(capsys).startswith("chainrule train: error: ")
+    line = one_line_error(capsys)
+    assert line.startswith("chainrule train: error: device 'gpu' requested, but ")
+    assert "use device 'cpu' (--device cpu)" in line and "backend=" not in line
 
 
 def test_more_one_line_errors(run_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -151,9 +151,7 @@ class CrossEntropy(Loss):
     fuses: ClassVar[dict[str, str]] = {"softmax": "softmax_cross_entropy"}
 
     def per_example(self, a: Tensor, y: Any) -> Tensor:
-        xp = backend.xp_of(y)
-        picked = ops.where(y != 0, a, xp.ones((), dtype=a.dtype))  # log(1) = 0 where y_j = 0
-        return -(y * ops.log(picked)).sum(axis=-1)
+        return -ops.xlogy(y, a).sum(axis=-1)  # 0 log a = 0: where y_j = 0, a_j is never read
 
 
 class _ProbabilityTargets(Loss):
@@ -177,10 +175,8 @@ class BinaryCrossEntropy(_ProbabilityTargets):
     fuses: ClassVar[dict[str, str]] = {"sigmoid": "sigmoid_binary_cross_entropy"}
 
     def per_example(self, a: Tensor, y: Any) -> Tensor:
-        one = backend.xp_of(y).ones((), dtype=a.dtype)
-        log_a = ops.log(ops.where(y != 0, a, one))
-        log_1ma = ops.log(ops.where(y != 1, 1.0 - a, one))
-        return -(y * log_a + (1.0 - y) * log_1ma).sum(axis=-1)
+        y = Tensor(y)  # 1 - y is an op of the step (a compiled step replays it on each batch)
+        return -(ops.xlogy(y, a) + ops.xlogy(1.0 - y, 1.0 - a)).sum(axis=-1)
 
 
 class SoftmaxCrossEntropy(Loss):

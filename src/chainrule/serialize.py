@@ -1,4 +1,4 @@
-"""Saving and loading models and checkpoints: safetensors + JSON, never pickle (level 6).
+"""Saving and loading models and checkpoints: safetensors + JSON, never pickle (level 7).
 
 One file holds everything: the weights (and optimizer state) as safetensors
 tensors, and in the safetensors header's metadata, as JSON strings, the
@@ -140,10 +140,7 @@ def _restore_weights(model: Sequential, tensors: dict[str, np.ndarray], path: An
         if arr is None or arr.shape != p.shape:
             got = None if arr is None else arr.shape
             raise SerializationError(f"{path}: weight {name!r} expected shape {p.shape}, found {got}.")
-        arr = arr.astype(p.dtype, copy=False)
-        if p.data.ndim > 1 and p.data.flags.f_contiguous:  # keep the layer's (column-major) layout
-            arr = np.asfortranarray(arr)
-        p.data = backend.asarray(arr)
+        p.data[...] = backend.to_device(arr.astype(p.dtype, copy=False))  # into the layer's own array
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:
@@ -188,7 +185,7 @@ def save_checkpoint(path: str | os.PathLike[str], trainer: Trainer) -> None:
         "loss": {"name": trainer.loss.name, "reduction": trainer.loss.reduction},
         "batch_size": trainer.batch_size,
         "clip_norm": trainer.clip_norm,
-        "traced": trainer.traced,
+        "compiled": trainer.compiled,
         "fused_update": trainer.fused_update,
         "schedule": None
         if trainer.schedule is None
@@ -225,8 +222,10 @@ def _resume(path: Any, state: dict[str, Any], schedule: Any) -> Trainer:
         seed=state.get("seed", 0),
         clip_norm=state["clip_norm"],
         schedule=schedule,
-        traced=state.get("traced", True),  # absent from checkpoints written before these options
-        fused_update=state.get("fused_update", True),
+        # absent from (or, before "compiled", named "traced" in) checkpoints written before these options
+        compiled=bool(state.get("compiled", state.get("traced", True))),
+        # fused_update was on by default before it became opt-in: old checkpoints get the new default
+        fused_update=bool(state.get("fused_update", False)) and "compiled" in state,
     )
     trainer.loss.reduction = trainer.step_loss.reduction = state["loss"]["reduction"]
     trainer.epoch = int(state["epoch"])

@@ -15,6 +15,8 @@ and ``delta[L] = a[L] - y``.
 from __future__ import annotations
 
 import contextlib
+import difflib
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,12 +29,12 @@ from chainrule import backend
 from chainrule.autograd import no_grad
 from chainrule.data import train_val_split
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
+from chainrule.jit import Compiler, LearningRate
 from chainrule.layers import Sequential
 from chainrule.losses import Loss, fused, get_loss
 from chainrule.metrics import accuracy
-from chainrule.optim import Optimizer, Schedule, clip_grad_norm, get_optimizer
+from chainrule.optim import SGD, Optimizer, Schedule, clip_grad_norm, get_optimizer
 from chainrule.tensor import Tensor
-from chainrule.trace import TracedStep, trace
 
 
 class Callback(Protocol):
@@ -110,18 +112,24 @@ class Trainer:
         Clip the joint gradient norm to this value each step.
     schedule : callable, optional
         ``schedule(optimizer) -> Schedule``, stepped once per epoch.
-    traced : bool
-        Replay a trace of the step (:mod:`chainrule.trace`) instead of rebuilding
-        the graph every step: the same numbers, less Python work.
+    compiled : bool
+        Compile the step (:mod:`chainrule.jit`): after two recorded eager steps for
+        batches of a shape, replay the recording instead of rebuilding the graph on
+        every step. The loss, every gradient and so every weight are bit for bit the
+        eager step's; a step that cannot be compiled runs eagerly and says why once
+        (a :class:`~chainrule.errors.CompileWarning`). False: always eager.
     fused_update : bool
-        With a trace, plain SGD (no momentum, weight decay or ``clip_norm``) takes its
-        step inside the backward pass: ``W -= alpha delta^T A_prev`` in the GEMM that
-        would have formed ``dC/dW`` (``descend`` in :mod:`chainrule.trace`). The weights
-        are the same (to the last bit or two); the gradients are not kept, so those
-        parameters' ``grad`` is None after a step. False keeps every ``grad``.
+        Opt-in, for plain SGD only (no momentum, weight decay or ``clip_norm``): the
+        compiled step takes the update inside the backward pass, ``W -= alpha delta^T
+        A_prev`` in the GEMM that would have formed ``dC/dW``
+        (:func:`chainrule.jit.passes.fuse_sgd`). The weights equal the separate
+        update's up to rounding in the last bits; those parameters' ``grad`` stays None.
 
-    Constructing a Trainer calls :func:`chainrule.backend.keep_freed_memory` (once per
-    process; ``CHAINRULE_KEEP_FREED_MEMORY=0`` turns it off).
+    Raises
+    ------
+    ConfigError
+        A bad batch size, a loss on logits after an output activation, or
+        ``fused_update`` with an optimizer other than plain SGD.
     """
 
     def __init__(
@@ -135,8 +143,8 @@ class Trainer:
         clip_norm: float | None = None,
         schedule: Callable[[Optimizer], Schedule] | None = None,
         optimizer_options: dict[str, Any] | None = None,
-        traced: bool = True,
-        fused_update: bool = True,
+        compiled: bool = True,
+        fused_update: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"Trainer: batch_size must be >= 1, got {batch_size}.")
@@ -152,7 +160,6 @@ class Trainer:
             )
         if isinstance(optimizer, str):
             optimizer = get_optimizer(optimizer, model.parameters(), lr=lr, **(optimizer_options or {}))
-        self.optimizer = optimizer
         self.schedule = schedule(optimizer) if schedule else None
         self.batch_size = int(batch_size)
         self.clip_norm = clip_norm
@@ -161,10 +168,31 @@ class Trainer:
         self.epoch = 0
         self.history = History()
         self.stop = False
-        self.traced = traced
+        self.compiled = compiled
         self.fused_update = fused_update
-        backend.keep_freed_memory()  # steps reuse freed memory instead of faulting it in anew
-        self._traces: dict[tuple[Any, ...], TracedStep | None] = {}
+        self._lr = LearningRate(optimizer.lr)
+        self.optimizer = optimizer
+
+    @property
+    def optimizer(self) -> Optimizer:
+        """The optimizer; setting another one compiles the step afresh for it."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer: Optimizer) -> None:
+        if self.fused_update and not _plain_sgd(optimizer, self.clip_norm):
+            raise ConfigError(
+                f"Trainer: fused_update takes plain SGD (no momentum, weight decay or clip_norm), "
+                f"got {optimizer!r} with clip_norm={self.clip_norm}; pass fused_update=False."
+            )
+        self._optimizer = optimizer
+        self._compiler = Compiler(
+            self._loss_of,
+            self.model.parameters,
+            fuse=optimizer.params if self.fused_update else (),
+            lr=self._lr,
+            enabled=self.compiled,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -176,49 +204,24 @@ class Trainer:
     def train_step(self, xb: Any, yb: Any, step: int = 0) -> float:
         """One forward, one backward, one update on a batch; returns the batch loss.
 
-        Steps run on a trace of the first batch of each shape (:mod:`chainrule.trace`),
-        the same arithmetic without rebuilding the graph; a model whose graph
-        cannot be traced (active dropout) runs on the eager engine.
+        The step is compiled (see ``compiled``): its numbers are the eager step's.
         """
-        step_fn = self._traced(xb, yb) if self.traced else None
         self.optimizer.zero_grad()  # a frozen parameter must not keep a stale gradient
-        if step_fn is None:
-            cost = self._loss_of(Tensor(xb), yb)
-            cost.backward()
-            value = float(cost.data)
-        else:  # a fused step moves its parameters here, unless the loss is not finite
-            value = float(step_fn(xb, yb, self.optimizer.lr))
+        self._lr.value = self.optimizer.lr
+        batch = {"x": xb, "y": yb}
+        value = float(self._compiler(batch, self.model.training))
         if not math.isfinite(value):
-            if step_fn is not None and step_fn.descended:  # no gradients were kept: find the culprit
-                self._loss_of(Tensor(xb), yb).backward()
+            if self.fused_update:  # a fused step kept no gradient: find the culprit eagerly
+                self.optimizer.zero_grad()
+                self._compiler.eager(batch)
             raise GradientError(self._non_finite_message(value, step))
         if self.clip_norm is not None:
             clip_grad_norm(self.optimizer.params, self.clip_norm)
         self.optimizer.step()
         return value
 
-    def _loss_of(self, xb: Tensor, yb: Any) -> Tensor:
-        return self.step_loss(self.model(xb, logits=self.logits), yb)
-
-    def _traced(self, xb: Any, yb: Any) -> TracedStep | None:
-        """The trace for batches of this shape, recorded on first use; None if untraceable."""
-        params = self.model.parameters()
-        fuse = self.fused_update and self.clip_norm is None and self.optimizer.plain
-        key: tuple[Any, ...] = (type(xb), xb.shape, xb.dtype, yb.shape, yb.dtype, self.model.training)
-        key += (self.step_loss.reduction, fuse)
-        key += tuple([(p.requires_grad, p.data.dtype) for p in params])  # frozen or recast: trace anew
-        key += tuple(map(id, self.optimizer.params))  # a new optimizer wants other gradients or steps
-        if key not in self._traces:
-            rng_state = self.model.rng_state()
-            descend = self.optimizer.params if fuse else ()
-            try:
-                self._traces[key] = trace(
-                    self._loss_of, self.optimizer.params, xb, yb, watch=params, descend=descend
-                )
-            except ConfigError:  # e.g. dropout masks: undo the draws the attempt made
-                self.model.set_rng_state(rng_state)
-                self._traces[key] = None
-        return self._traces[key]
+    def _loss_of(self, x: Tensor, y: Any) -> Tensor:
+        return self.step_loss(self.model(x, logits=self.logits), y)
 
     def _non_finite_message(self, value: float, step: int) -> str:
         """Name the first layer whose gradient (or, if that is the cause, weight) is non-finite."""
@@ -261,6 +264,7 @@ class Trainer:
         by batch size); with ``reduction="sum"`` the sum over all examples.
         """
         self.model.train()
+        self._compiler.verify()  # each compiled step records once more and checks it is unchanged
         mean = self.step_loss.reduction == "mean"
         total, seen = 0.0, 0
         for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
@@ -279,6 +283,7 @@ class Trainer:
         shuffle: bool = True,
         callbacks: Sequence[Callback] = (),
         verbose: int = 1,
+        **misspelt: Any,
     ) -> History:
         """Train until ``epochs`` epochs have run in total (so a resumed trainer continues).
 
@@ -293,7 +298,14 @@ class Trainer:
             class labels).
         verbose : int
             0 silent; 1 a tqdm progress bar over epochs with the metrics.
+
+        Raises
+        ------
+        ConfigError
+            An unknown option (the nearest valid one is named).
         """
+        valid = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "misspelt"}
+        _check_options("Trainer.fit", misspelt, valid)
         x, y = check_data(x, y)
         if validation_data is None and validation_split:
             # NOTE: a generator of its own, not self.rng: a resumed or continued fit must cut the same split
@@ -352,6 +364,13 @@ class Trainer:
         return logs
 
 
+def _plain_sgd(optimizer: Optimizer, clip_norm: float | None) -> bool:
+    """True if the update is exactly ``W := W - alpha dC/dW`` (what a fused update takes)."""
+    return (
+        type(optimizer) is SGD and not optimizer.momentum and not optimizer.weight_decay and clip_norm is None
+    )
+
+
 def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> Any:
     """Hold out ``fraction`` of the rows: seeded, stratified for class labels (:mod:`chainrule.data`)."""
     if not 0.0 < fraction < 1.0:
@@ -392,7 +411,10 @@ def fit(
     >>> h["accuracy"][-1] > 0.9
     True
     """
-    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "traced", "fused_update"}
+    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "compiled", "fused_update"}
+    fit_keys = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "epochs", "misspelt"}
+    own = set(inspect.signature(fit).parameters) - {"options"}  # a misspelt 'epoch' is near 'epochs'
+    _check_options("fit", options, trainer_keys | fit_keys | own)
     trainer = Trainer(
         model,
         loss,
@@ -403,6 +425,26 @@ def fit(
         **{k: v for k, v in options.items() if k in trainer_keys},
     )
     return trainer.fit(x, y, epochs, **{k: v for k, v in options.items() if k not in trainer_keys})
+
+
+def _check_options(who: str, options: dict[str, Any], valid: set[str]) -> None:
+    """A ConfigError naming the first option not in ``valid``, and the nearest valid one."""
+    for key in options:
+        if key not in valid:
+            near = difflib.get_close_matches(key, sorted(valid), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; valid options: {sorted(valid)}."
+            raise ConfigError(f"{who}: unknown option {key!r}{hint}")
+
+
+def _inputs(model: Sequential, x: Any) -> Any:
+    """``x`` (any array-like, on any device) as an array of the model's dtype on the active device."""
+    dtype = model.parameters()[0].dtype
+    return backend.asarray(np.asarray(backend.to_numpy(x)).astype(dtype, copy=False))
+
+
+def _default_loss(model: Sequential) -> str:
+    """The loss a model's output suggests: cross-entropy after softmax or sigmoid, else MSE."""
+    return {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}.get(model.output_activation, "mse")
 
 
 @contextlib.contextmanager
@@ -420,17 +462,30 @@ def _evaluating(model: Sequential, x: Any, who: str) -> Iterator[None]:
 
 
 def predict(model: Sequential, x: Any, batch_size: int = 1024) -> np.ndarray:
-    """Outputs ``a[L]`` for inputs ``x`` of shape ``(m, n[0])``, in eval mode, as NumPy."""
-    dtype = model.parameters()[0].dtype
-    x = backend.asarray(np.asarray(backend.to_numpy(x)).astype(dtype, copy=False))
+    """Outputs ``a[L]`` for inputs ``x`` of shape ``(m, n[0])``, in eval mode, as NumPy.
+
+    ``x`` may be any array-like (a list, a NumPy or CuPy array of any dtype): it is
+    cast to the model's dtype and moved to the active device.
+    """
+    x = _inputs(model, x)
     with _evaluating(model, x, "predict"):
         parts = [model(x[i : i + batch_size]).numpy() for i in range(0, x.shape[0], batch_size)]
     return np.concatenate(parts)
 
 
-def evaluate(model: Sequential, x: Any, y: Any, loss: str | Loss, batch_size: int = 1024) -> dict[str, float]:
-    """Mean loss (and accuracy for classification) over ``(x, y)``, without gradients."""
-    loss = get_loss(loss)
+def evaluate(
+    model: Sequential, x: Any, y: Any, loss: str | Loss | None = None, batch_size: int = 1024
+) -> dict[str, float]:
+    """Mean loss (and accuracy for classification) over ``(x, y)``, without gradients.
+
+    ``x`` takes what :func:`predict` takes; ``y`` any array-like of labels or targets.
+    ``loss`` defaults to the one the output suggests (``cross_entropy`` after softmax,
+    ``binary_cross_entropy`` after sigmoid, else ``mse``).
+    """
+    x = _inputs(model, x)
+    y = np.asarray(backend.to_numpy(y))
+    y = backend.asarray(y.astype(x.dtype, copy=False) if y.dtype.kind == "f" else y)
+    loss = get_loss(_default_loss(model) if loss is None else loss)
     step_loss = fused(loss, model.output_activation)
     total, outputs = 0.0, []
     with _evaluating(model, x, "evaluate"):

@@ -49,7 +49,7 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 def use_device(device: str) -> None:
     """Make ``device`` (``cpu`` or ``gpu``) the backend of the run."""
-    backend.set_backend("cupy" if device == "gpu" else "numpy")
+    backend.set_device(device)
 
 
 def say(line: str, quiet: bool) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chainrule import backend, datasets, serialize
+from chainrule.backend import memory
 from chainrule.cli.common import add_device, int_list, positive_int, say, use_device
 from chainrule.errors import ConfigError
 from chainrule.layers import mlp
@@ -96,6 +97,7 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train on ``--data`` and write model.safetensors, metrics.json and history.png to ``--out``."""
     use_device(args.device)
+    memory.keep_freed_memory()  # the application's choice, made here: steps reuse freed memory
     data = datasets.load(args.data)
     recipe = {**RECIPES.get(data.name, DEFAULT_RECIPE)}
     recipe.update({k: v for k, v in vars(args).items() if k in DEFAULT_RECIPE and v is not None})
