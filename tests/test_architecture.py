@@ -29,10 +29,9 @@ LEVELS: dict[str, int] = {
     **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics"], 5),
     **dict.fromkeys(["explain", "train"], 6),
     "serialize": 7,  # checkpoints hold a Trainer's state, so it sits above train
-    "playground": 8,  # the web server: trains (train), explains (explain), exports (serialize)
-    "cli": 9,
-    "__main__": 10,  # ``python -m chainrule`` runs the CLI, so it sits just above it
-    "__init__": 11,  # the curated public API: nothing inside imports it
+    "cli": 8,
+    "__main__": 9,  # ``python -m chainrule`` runs the CLI, so it sits just above it
+    "__init__": 10,  # the curated public API: nothing inside imports it
 }
 
 # code lines (not blank, comment or docstring) allowed per module: a smoke alarm, not a target

@@ -1,4 +1,4 @@
-"""Tests of chainrule.playground without a browser: sessions, the HTTP API, the WebSocket stream, bounds.
+"""Tests of chainrule.cli.playground without a browser: sessions, the HTTP API, the WebSocket stream, bounds.
 
 The app runs in Starlette's TestClient (in process, no socket); the browser test in
 tests/test_browser.py serves it on 127.0.0.1 and drives the page.
@@ -21,11 +21,11 @@ from starlette.testclient import TestClient
 
 from chainrule import serialize
 from chainrule.cli import main
+from chainrule.cli.playground import allowed_hosts, url_of
+from chainrule.cli.playground.server import Settings, create_app
+from chainrule.cli.playground.session import Session, parse_config
 from chainrule.errors import ConfigError
 from chainrule.explain import explain
-from chainrule.playground import allowed_hosts, url_of
-from chainrule.playground.server import Settings, create_app
-from chainrule.playground.session import Session, parse_config
 
 ORIGIN = {"origin": "http://testserver"}
 SMALL = {"n_train": 120, "n_val": 40, "hidden": [6], "batch_size": 16}

@@ -1,11 +1,13 @@
-"""One playground session: a data set, a network and its trainer, stepped and measured (level 8).
+"""One playground session: a data set, a network and its trainer, stepped and measured.
+
+Part of :mod:`chainrule.cli` (level 8).
 
 A :class:`Session` holds everything one browser tab trains: the validated
 :class:`Config`, the data (training and validation split of a data set from
 :mod:`chainrule.datasets`), the :class:`~chainrule.layers.Sequential` and its
 :class:`~chainrule.train.Trainer` (chainrule's own engine; ``fused_update`` off so
 every ``dC/dW[l]`` is kept and its norm can be shown). Nothing here knows HTTP:
-:mod:`chainrule.playground.server` calls these methods from one worker thread.
+:mod:`chainrule.cli.playground.server` calls these methods from one worker thread.
 
 Shapes
 ------

@@ -1,6 +1,8 @@
-"""The playground's web server: Starlette routes, one WebSocket stream per tab, bounded training (level 8).
+"""The playground's web server: Starlette routes, one WebSocket stream per tab, bounded training.
 
-Every browser tab creates its own :class:`~chainrule.playground.session.Session`
+Part of :mod:`chainrule.cli` (level 8).
+
+Every browser tab creates its own :class:`~chainrule.cli.playground.session.Session`
 (``POST /api/sessions``) and opens a WebSocket (``/api/sessions/{id}/stream``)
 on which the server pushes one ``update`` message per chunk of training steps:
 each step's number, batch loss and the wall time it ended (so a client can
@@ -42,8 +44,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chainrule.errors import ChainruleError
-from chainrule.playground.session import (
+from chainrule.cli.playground import LOOPBACK
+from chainrule.cli.playground.session import (
     ACTIVATIONS,
     DATASETS,
     LOSSES,
@@ -54,10 +56,10 @@ from chainrule.playground.session import (
     Session,
     parse_config,
 )
+from chainrule.errors import ChainruleError
 
 T = TypeVar("T")
 MAX_BODY = 64 * 1024
-LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 @dataclass
@@ -382,7 +384,7 @@ def options() -> dict[str, Any]:
 
 def page_html() -> str:
     """The playground page with its script and style inline."""
-    web = resources.files("chainrule.playground") / "web"
+    web = resources.files("chainrule.cli.playground") / "web"
     html = (web / "playground.html").read_text(encoding="utf-8")
     return (
         html.replace("/*STYLE*/", (web / "playground.css").read_text(encoding="utf-8"))
@@ -400,7 +402,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """The playground as an ASGI application (for uvicorn, or :func:`chainrule.playground.serve`)."""
+    """The playground as an ASGI application (for uvicorn, or :func:`chainrule.cli.playground.serve`)."""
     pg = Playground(settings or Settings())
 
     @contextlib.asynccontextmanager
