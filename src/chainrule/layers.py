@@ -278,6 +278,11 @@ class Dropout(Module):
 class Sequential(Module):
     """Layers applied in order: ``a[l] = layer_l(a[l-1])``, ``a[0] = x``.
 
+    ``feature_names`` (the input columns' names) and ``classes`` (the label of
+    each output class, ``classes[k]``) are kept when the model learns from a
+    table (:mod:`chainrule.tables`); both are ``None`` otherwise, and both are
+    saved with the architecture.
+
     Examples
     --------
     >>> import numpy as np
@@ -297,6 +302,8 @@ class Sequential(Module):
                 raise ConfigError(f"Sequential: layers[{i}] is a {type(layer).__name__}, not a Module.")
             layer.position = f"layers[{i}]"
         self.layers: list[Module] = list(layers)
+        self.feature_names: list[str] | None = None
+        self.classes: list[Any] | None = None
 
     def __repr__(self) -> str:
         body = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
@@ -345,7 +352,12 @@ class Sequential(Module):
         return self
 
     def config(self) -> dict[str, Any]:
-        return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+        config: dict[str, Any] = {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+        if self.feature_names is not None:
+            config["feature_names"] = list(self.feature_names)
+        if self.classes is not None:
+            config["classes"] = list(self.classes)
+        return config
 
     def rng_state(self) -> dict[str, Any]:
         return {str(i): s for i, layer in enumerate(self.layers) if (s := layer.rng_state())}
@@ -377,7 +389,9 @@ def from_config(config: dict[str, Any], seed: int | None = 0) -> Module:
     kind = config.get("type")
     try:
         if kind == "Sequential":
-            return Sequential(*[from_config(c, seed) for c in config["layers"]])
+            model = Sequential(*[from_config(c, seed) for c in config["layers"]])
+            model.feature_names, model.classes = config.get("feature_names"), config.get("classes")
+            return model
         if kind == "Dense":
             return Dense(
                 config["in_features"],

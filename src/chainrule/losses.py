@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from chainrule import backend, ops
-from chainrule.errors import ConfigError, ShapeError
+from chainrule.errors import ConfigError, DataError, ShapeError
 from chainrule.functional import check_labels, check_probabilities, one_hot
 from chainrule.tensor import Tensor
 
@@ -87,6 +87,12 @@ class Loss:
                 return y.reshape(-1, 1).astype(output.dtype, copy=False)
             if y.dtype.kind in "iu":
                 return one_hot(y, a_shape[1], output.dtype, who=repr(self))
+            raise DataError(  # the shape is right for labels: the dtype is what is wrong
+                f"{self!r}: got {y.dtype} targets of shape {tuple(y.shape)}, but one target per row must "
+                f"be an integer class label 0 .. {a_shape[1] - 1}; encode text labels first (a pandas "
+                "Series, or chainrule.tables.decide_target), or for numeric targets use a regression "
+                "loss (mse) with one output."
+            )
         raise ShapeError(
             f"{self!r}: expected target of shape {a_shape} or integer labels of shape "
             f"({a_shape[0] if a_shape else 1},), got {tuple(y.shape)}."

@@ -32,8 +32,9 @@ from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.jit import Compiler, LearningRate
 from chainrule.layers import Sequential
 from chainrule.losses import Loss, fused, get_loss
-from chainrule.metrics import accuracy
+from chainrule.metrics import accuracy, regression_scores
 from chainrule.optim import SGD, Optimizer, Schedule, clip_grad_norm, get_optimizer
+from chainrule.tables import model_inputs
 from chainrule.tensor import Tensor
 
 
@@ -289,8 +290,8 @@ class Trainer:
 
         Parameters
         ----------
-        x : array, shape (m, n[0])
-        y : array, shape (m,) integer labels or (m, n[L]) targets
+        x : array, shape (m, n[0]), or a pandas/polars DataFrame (its column names are kept)
+        y : array, shape (m,) integer labels or (m, n[L]) targets, or a Series (text labels encoded)
         validation_data : (x_val, y_val), optional
         validation_split : float
             Fraction of ``(x, y)`` held out for validation (a cut seeded by ``seed``, the same
@@ -306,7 +307,9 @@ class Trainer:
         """
         valid = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "misspelt"}
         _check_options("Trainer.fit", misspelt, valid)
-        x, y = check_data(x, y)
+        x, y = check_data(*model_inputs(self.model, x, y, "fit"))  # DataFrames, Series, text labels
+        if validation_data is not None:
+            validation_data = model_inputs(self.model, *validation_data, "fit validation_data")
         if validation_data is None and validation_split:
             # NOTE: a generator of its own, not self.rng: a resumed or continued fit must cut the same split
             x, y, validation_data = _split(x, y, validation_split, self.seed)
@@ -464,9 +467,10 @@ def _evaluating(model: Sequential, x: Any, who: str) -> Iterator[None]:
 def predict(model: Sequential, x: Any, batch_size: int = 1024) -> np.ndarray:
     """Outputs ``a[L]`` for inputs ``x`` of shape ``(m, n[0])``, in eval mode, as NumPy.
 
-    ``x`` may be any array-like (a list, a NumPy or CuPy array of any dtype): it is
-    cast to the model's dtype and moved to the active device.
+    ``x`` may be any array-like (a list, a NumPy or CuPy array of any dtype, a DataFrame):
+    it is cast to the model's dtype and moved to the active device.
     """
+    x, _ = model_inputs(model, x, None, "predict")
     x = _inputs(model, x)
     with _evaluating(model, x, "predict"):
         parts = [model(x[i : i + batch_size]).numpy() for i in range(0, x.shape[0], batch_size)]
@@ -476,12 +480,14 @@ def predict(model: Sequential, x: Any, batch_size: int = 1024) -> np.ndarray:
 def evaluate(
     model: Sequential, x: Any, y: Any, loss: str | Loss | None = None, batch_size: int = 1024
 ) -> dict[str, float]:
-    """Mean loss (and accuracy for classification) over ``(x, y)``, without gradients.
+    """Mean loss, and accuracy (classes) or MAE, RMSE and R^2 (regression) over ``(x, y)``, no gradients.
 
-    ``x`` takes what :func:`predict` takes; ``y`` any array-like of labels or targets.
-    ``loss`` defaults to the one the output suggests (``cross_entropy`` after softmax,
-    ``binary_cross_entropy`` after sigmoid, else ``mse``).
+    ``x`` takes what :func:`predict` takes; ``y`` any array-like of labels or targets (DataFrames
+    and Series too: :func:`chainrule.tables.model_inputs`). ``loss`` defaults to the one the
+    output suggests (``cross_entropy`` after softmax, ``binary_cross_entropy`` after sigmoid,
+    else ``mse``).
     """
+    x, y = model_inputs(model, x, y, "evaluate")
     x = _inputs(model, x)
     y = np.asarray(backend.to_numpy(y))
     y = backend.asarray(y.astype(x.dtype, copy=False) if y.dtype.kind == "f" else y)
@@ -502,6 +508,8 @@ def evaluate(
         if (step_loss is not None or loss.from_logits) and out_all.shape[1] == 1:
             out_all = (out_all > 0).astype(np.float64)  # sigmoid logits: z > 0 <=> a > 0.5
         scores["accuracy"] = accuracy(out_all, backend.to_numpy(y))
+    else:
+        scores.update(regression_scores(np.concatenate(outputs), y))
     return scores
 
 
@@ -520,7 +528,7 @@ class EarlyStopping:
     ) -> None:
         self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
         self.restore_best_weights = restore_best_weights
-        self.mode = "max" if "accuracy" in monitor else "min"
+        self.mode = "max" if "accuracy" in monitor or "r2" in monitor else "min"
         self.best = -math.inf if self.mode == "max" else math.inf
         self.best_epoch = 0
         self.wait = 0

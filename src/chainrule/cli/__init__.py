@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from chainrule.cli import explain, models, playground, train
+from chainrule.cli import download, explain, models, playground, train
 from chainrule.cli.common import Parser
 from chainrule.errors import ChainruleError
 
@@ -37,13 +37,30 @@ COMMANDS: list[Command] = [
         explain.cmd_explain,
     ),
     ("ops", "print the table of primitives and their derivative rules", explain.add_ops, explain.cmd_ops),
+    (download.NAME, download.HELP, download.add_arguments, download.run),
     (playground.NAME, playground.HELP, playground.add_arguments, playground.run),
 ]
+
+
+def version() -> str:
+    """``chainrule 0.1.0 (Python 3.11.7, NumPy 2.4.6)``: what a bug report needs."""
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    import numpy
+
+    try:
+        ours = installed("chainrule")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        ours = "(not installed)"
+    return f"chainrule {ours} (Python {platform.python_version()}, NumPy {numpy.__version__})"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog="chainrule", description="Neural networks trained by the chain rule.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text, add_arguments, _ in COMMANDS:
         add_arguments(sub.add_parser(name, help=help_text))

@@ -11,14 +11,29 @@ import argparse
 def add_explain(ex: argparse.ArgumentParser) -> None:
     """The options of ``chainrule explain``."""
     ex.add_argument("spec", help="JSON spec file (see docs/explain.md)")
-    ex.add_argument("--format", choices=["text", "markdown", "json", "png", "html"], default="text")
-    ex.add_argument("--output", help="write to this file instead of stdout")
+    ex.add_argument(
+        "--format",
+        choices=["text", "markdown", "json", "png", "html"],
+        default="text",
+        help="(default: text)",
+    )
+    ex.add_argument("--output", help="write to this file instead of stdout (default: stdout; png needs it)")
     ex.add_argument(
         "--weight",
         action="append",
         help="a weight to write out as a chain of factors: L:j,k (1-based; repeatable)",
     )
-    ex.add_argument("--steps", type=int, default=0, help="also run N gradient-descent steps")
+    ex.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="also run N gradient-descent steps and show C over them (default: 0)",
+    )
+    ex.add_argument(
+        "--all",
+        action="store_true",
+        help="print every value of a long loss curve (default: the first, every k-th and the last, 21 lines)",
+    )
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -26,7 +41,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from chainrule import explain
 
     return int(
-        explain.run(args.spec, fmt=args.format, output=args.output, weight=args.weight, steps=args.steps)
+        explain.run(
+            args.spec,
+            fmt=args.format,
+            output=args.output,
+            weight=args.weight,
+            steps=args.steps,
+            all_steps=args.all,
+        )
     )
 
 

@@ -23,6 +23,7 @@ from the network or from disk. :func:`fragment` is the same view without the
 # ruff: noqa: E741  (l is the layer index, as in the notes: z[l], a[l], W[l])
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -61,9 +62,7 @@ def page_data(expl: Explanation) -> dict[str, Any]:
             for k in range(1, sizes[l - 1] + 1)
         ]
         if set(every) != asked:
-            expl = Explanation(
-                expl.spec, expl.layers, expl.loss, expl.dCda, expl.fused, [], expl.losses, expl.check
-            )
+            expl = dataclasses.replace(expl, chains=[])
             expl.chains = [chain(expl, ref) for ref in every]
     return expl.to_dict()
 
