@@ -44,7 +44,6 @@ class _Mode(threading.local):
 
     grad_enabled = True
     record_every_op = False  # ops needing no gradient get nodes too
-    draws: list[Any] | None = None  # chainrule.jit's random inputs of the step being recorded
 
 
 mode = _Mode()  # NOTE: one per thread, so two threads may train (and evaluate) at once
@@ -432,11 +431,6 @@ class Step(NamedTuple):
     keep: Tensor | None
 
 
-def _miscount(name: str, grads: Any, expected: int) -> None:
-    """Raise the error for a rule that returned ``len(grads)`` gradients for ``expected`` inputs."""
-    raise GradientError(f"{name}: VJP rule returned {len(grads)} gradients for {expected} inputs.")
-
-
 def _owner(a: Array) -> Array:
     """The array owning ``a``'s memory: ``a`` itself, or the base of a view."""
     return a if a.base is None else a.base
@@ -492,7 +486,9 @@ def backprop(steps: Sequence[Step], values: Any, grads: dict[Any, Array]) -> Non
         owned[id(owner)] = owner  # the rule may hand g (or a view of it) to an input as is
         in_grads = vjp(g, values[key], *[values[i] for i in inputs], **params)
         if len(in_grads) != len(inputs):
-            _miscount(name, in_grads, len(inputs))
+            raise GradientError(
+                f"{name}: VJP rule returned {len(in_grads)} gradients for {len(inputs)} inputs."
+            )
         for target, shape, gp in zip(targets, shapes, in_grads, strict=True):
             if gp is None or target is None:
                 continue

@@ -25,6 +25,7 @@ whose two recordings agree is compiled.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ import numpy as np
 
 from chainrule.backend import to_numpy
 from chainrule.tensor import Array, Primitive, Tensor, mode, toposort
+
+_drawn = threading.local()  # .draws: the random inputs of the step this thread records, if any
 
 
 def random_input(draw: Callable[[], Array]) -> Tensor:
@@ -44,8 +47,9 @@ def random_input(draw: Callable[[], Array]) -> Tensor:
     generator it holds (``numpy.random.Generator``), never from global state.
     """
     t = Tensor(draw())
-    if mode.draws is not None:  # this thread is recording a step
-        mode.draws.append((t, draw))
+    draws = getattr(_drawn, "draws", None)
+    if draws is not None:  # this thread is recording a step
+        draws.append((t, draw))
     return t
 
 
@@ -58,12 +62,12 @@ def recording() -> Iterator[list[tuple[Tensor, Callable[[], Array]]]]:
     batch; and the :func:`random_input` draws are collected.
     """
     draws: list[tuple[Tensor, Callable[[], Array]]] = []
-    previous = mode.record_every_op, mode.draws
-    mode.record_every_op, mode.draws = True, draws
+    previous = mode.record_every_op, getattr(_drawn, "draws", None)
+    mode.record_every_op, _drawn.draws = True, draws
     try:
         yield draws
     finally:
-        mode.record_every_op, mode.draws = previous
+        mode.record_every_op, _drawn.draws = previous
 
 
 @dataclass(frozen=True)
