@@ -25,7 +25,7 @@ def _data(rng: np.random.Generator, m: int = 100, n: int = 6) -> tuple[np.ndarra
 
 def _compiled(trainer: Trainer) -> int:
     """How many kinds of batch run a compiled step."""
-    return sum(e.step is not None for e in trainer._compiler.entries.values())
+    return sum(e.step is not None for e in trainer.compiler.entries.values())
 
 
 # ------------------------------------------------------------------ the model zoo
@@ -416,7 +416,7 @@ def test_dropout_masks_are_drawn_per_step_in_a_compiled_step(rng: np.random.Gene
     x, y = _data(rng, 40)
     trainer.fit(x, y, epochs=2, verbose=0)
     assert _compiled(trainer) == 1
-    step = next(e.step for e in trainer._compiler.entries.values() if e.step is not None)
+    step = next(e.step for e in trainer.compiler.entries.values() if e.step is not None)
     assert len(step.draws) == 1  # one random input: the mask
     state = drop.rng_state()
     step({"x": x[:10], "y": y[:10]})

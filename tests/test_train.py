@@ -268,7 +268,7 @@ def test_inf_in_a_weight_stops_training_at_that_step_and_moves_no_weight(fused_u
         GradientError, match=r"at epoch 2, step 1; first non-finite gradient: layers\[\d\] Dense"
     ):
         trainer.fit(x, y, 3, verbose=0)
-    stepped = [e.step.stepped for e in trainer._compiler.entries.values() if e.step is not None]
+    stepped = [e.step.stepped for e in trainer.compiler.entries.values() if e.step is not None]
     assert stepped and all(bool(s) == fused_update for s in stepped)  # a fused step with fused_update
     for p, b in zip(model.parameters(), before, strict=True):
         np.testing.assert_array_equal(p.data, b)  # the step returned before moving anything
@@ -359,7 +359,7 @@ def _trained(fused_update: bool, **options: object) -> tuple[Trainer, list[np.nd
 
 
 def _stepped(trainer: Trainer) -> list[list[object]]:
-    return [e.step.stepped for e in trainer._compiler.entries.values() if e.step is not None]
+    return [e.step.stepped for e in trainer.compiler.entries.values() if e.step is not None]
 
 
 def test_plain_sgd_steps_inside_the_backward_pass_with_the_same_weights() -> None:

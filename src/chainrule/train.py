@@ -130,6 +130,14 @@ class Trainer:
         (:func:`chainrule.jit.passes.fuse_sgd`). The weights equal the separate
         update's up to rounding in the last bits; those parameters' ``grad`` stays None.
 
+    Attributes
+    ----------
+    compiler : chainrule.jit.Compiler
+        The step's compiler: ``compiler.entries`` holds, per kind of batch, the
+        compiled step or why it runs eagerly.
+    blas_threads : int
+        BLAS threads the last epoch used.
+
     Raises
     ------
     ConfigError
@@ -195,7 +203,7 @@ class Trainer:
                 f"got {optimizer!r} with clip_norm={self.clip_norm}; pass fused_update=False."
             )
         self._optimizer = optimizer
-        self._compiler = Compiler(
+        self.compiler = Compiler(
             self._loss_of,
             self.model.parameters,
             fuse=optimizer.params if self.fused_update else (),
@@ -218,11 +226,11 @@ class Trainer:
         self.optimizer.zero_grad()  # a frozen parameter must not keep a stale gradient
         self._lr.value = self.optimizer.lr
         batch = {"x": xb, "y": yb}
-        value = float(self._compiler(batch, self.model.training))
+        value = float(self.compiler(batch, self.model.training))
         if not math.isfinite(value):
             if self.fused_update:  # a fused step kept no gradient: find the culprit eagerly
                 self.optimizer.zero_grad()
-                self._compiler.eager(batch)
+                self.compiler.eager(batch)
             raise GradientError(self._non_finite_message(value, step))
         if self.clip_norm is not None:
             clip_grad_norm(self.optimizer.params, self.clip_norm)
@@ -273,7 +281,7 @@ class Trainer:
         by batch size); with ``reduction="sum"`` the sum over all examples.
         """
         self.model.train()
-        self._compiler.verify()  # each compiled step records once more and checks it is unchanged
+        self.compiler.verify()  # each compiled step records once more and checks it is unchanged
         mean = self.step_loss.reduction == "mean"
         total, seen = 0.0, 0
         largest = blas.largest_product(self.model, min(self.batch_size, x.shape[0]))
