@@ -24,9 +24,10 @@ LEVELS: dict[str, int] = {
     **dict.fromkeys(["tensor", "kernels"], 2),
     **dict.fromkeys(["ops", "autograd", "trace"], 3),
     **dict.fromkeys(["functional", "init", "gradcheck"], 4),
-    **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics"], 5),
+    **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics", "diagnostics"], 5),
     **dict.fromkeys(["explain", "train"], 6),
     "serialize": 7,  # checkpoints hold a Trainer's state, so it sits above train
+    **dict.fromkeys(["check", "exercise"], 7),  # above explain, whose numbers they use
     "cli": 8,
     "__main__": 9,  # ``python -m chainrule`` runs the CLI, so it sits just above it
     "__init__": 10,  # the curated public API: nothing inside imports it

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from chainrule.cli import explain, models, train
+from chainrule.cli import check, exercise, explain, models, train
 from chainrule.cli.common import Parser
 from chainrule.errors import ChainruleError
 
@@ -37,6 +37,8 @@ COMMANDS: list[Command] = [
         explain.cmd_explain,
     ),
     ("ops", "print the table of primitives and their derivative rules", explain.add_ops, explain.cmd_ops),
+    (check.NAME, check.HELP, check.add_arguments, check.run),
+    (exercise.NAME, exercise.HELP, exercise.add_arguments, exercise.run),
 ]
 
 
