@@ -282,8 +282,19 @@ def _call(fn: Callable[..., Any], p: Piece, c: Case) -> list[Array]:
 
 
 def _fits(yours: list[Array], ref: list[Array], rtol: float) -> int:
-    """How many outputs match (same shape, every number close)."""
-    return sum(y.shape == r.shape and bool(_close(y, r, rtol).all()) for y, r in zip(yours, ref, strict=True))
+    """How many outputs match (same shape, every number close); none if ``ref`` is empty."""
+    return sum(
+        y.shape == r.shape and bool(_close(y, r, rtol).all()) for y, r in zip(yours, ref, strict=False)
+    )
+
+
+def _made(p: Piece, c: Case, mistake: Mistake) -> list[Array] | None:
+    """The outputs with ``mistake`` made, or None where it cannot be made (W for W^T, non-square)."""
+    with np.errstate(all="ignore"):
+        try:
+            return by_rules(p, c, mistake.steps())
+        except (ValueError, IndexError):
+            return None
 
 
 def backward(
@@ -325,6 +336,8 @@ def backward(
         else f"dense layer{' + ' + p.name if p.name else ''}"
     )
     report = BackwardReport(label, _signature(p))
+    runs: list[tuple[Case, list[Array]]] = []  # the learner's outputs, as evidence for the diagnosis
+    failed: tuple[Case, str, Array, Array] | None = None
     for c in cases(p, m, seed):
         report.cases.append(c.name)
         want = engine(p, c)
@@ -332,19 +345,24 @@ def backward(
             with np.errstate(all="ignore"):
                 got = _call(fn, p, c)
         except Exception as exc:  # the learner's code: report it, do not crash on it
-            report.case, report.error = c.name, f"your function raised {type(exc).__name__}: {exc}"
-            return report
-        for name, y, r in zip(p.outputs(), got, want, strict=True):
-            ok = y.shape == r.shape and bool(_close(y, r, rtol).all())
-            if not ok:
-                _fail(report, p, c, name, y, r, got, rtol)
+            if failed is None:
+                report.case, report.error = c.name, f"your function raised {type(exc).__name__}: {exc}"
                 return report
+            continue
+        runs.append((c, got))
+        for name, y, r in zip(p.outputs(), got, want, strict=True):
+            if failed is None and not (y.shape == r.shape and bool(_close(y, r, rtol).all())):
+                failed = (c, name, y, r)
+    if failed is not None:
+        _fail(report, p, failed, runs, rtol)
     return report
 
 
 def _fail(
-    report: BackwardReport, p: Piece, c: Case, name: str, y: Array, r: Array, got: list[Array], rtol: float
+    report: BackwardReport, p: Piece, failed: tuple[Case, str, Array, Array], runs: list[Any], rtol: float
 ) -> None:
+    """Describe the first wrong output; name the mistake that gives it and fits most outputs of all cases."""
+    c, name, y, r = failed
     report.case, report.output = c.name, name
     if y.shape != r.shape:
         report.shape, report.expected_shape = tuple(y.shape), tuple(r.shape)
@@ -355,19 +373,17 @@ def _fail(
         if not np.isfinite(report.yours):
             report.error = (
                 f"{name}{list(report.index)} is {report.yours} (the engine: {report.expected:.6g}): "
-                "an overflow? "
-                "Compute sigmoid and softmax stably (subtract the max before exp; use the a (1 - a) form)."
+                "an overflow? Compute sigmoid and softmax stably (subtract the max before exp; "
+                "use the a (1 - a) form)."
             )
     i = p.outputs().index(name)
     found = []
     for rank, mistake in enumerate(MISTAKES):
-        with np.errstate(all="ignore"):
-            try:
-                theirs = by_rules(p, c, mistake.steps())
-            except (ValueError, IndexError):
-                continue
-        if theirs[i].shape == y.shape and bool(_close(y, theirs[i], rtol).all()):
-            found.append((-_fits(got, theirs, rtol), rank, mistake))
+        theirs = {case.name: _made(p, case, mistake) for case, _ in runs}
+        mine = _made(p, c, mistake)
+        if mine is not None and mine[i].shape == y.shape and bool(_close(y, mine[i], rtol).all()):
+            score = sum(_fits(got, theirs[case.name] or [], rtol) for case, got in runs)
+            found.append((-score, rank, mistake))
     found.sort(key=lambda f: (f[0], f[1]))
     if found:
         report.mistake, report.also = found[0][2], [f[2].name for f in found[1:]]
