@@ -26,6 +26,7 @@ import numpy as np
 from chainrule import backend
 from chainrule.autograd import no_grad
 from chainrule.data import train_val_split
+from chainrule.diagnostics import Diagnostics, layers_in, plot_panel
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.layers import Sequential
 from chainrule.losses import Loss, fused, get_loss
@@ -119,6 +120,10 @@ class Trainer:
         would have formed ``dC/dW`` (``descend`` in :mod:`chainrule.trace`). The weights
         are the same (to the last bit or two); the gradients are not kept, so those
         parameters' ``grad`` is None after a step. False keeps every ``grad``.
+    diagnostics : bool or Diagnostics
+        After each epoch, record per layer the gradient and weight norms, the update
+        ratio, dead ReLUs and saturated units on a fixed probe batch, and warn about
+        what they show (:mod:`chainrule.diagnostics`). Off by default.
 
     Constructing a Trainer calls :func:`chainrule.backend.keep_freed_memory` (once per
     process; ``CHAINRULE_KEEP_FREED_MEMORY=0`` turns it off).
@@ -137,6 +142,7 @@ class Trainer:
         optimizer_options: dict[str, Any] | None = None,
         traced: bool = True,
         fused_update: bool = True,
+        diagnostics: bool | Diagnostics = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"Trainer: batch_size must be >= 1, got {batch_size}.")
@@ -163,6 +169,7 @@ class Trainer:
         self.stop = False
         self.traced = traced
         self.fused_update = fused_update
+        self.diagnostics = Diagnostics() if diagnostics is True else diagnostics or None
         backend.keep_freed_memory()  # steps reuse freed memory instead of faulting it in anew
         self._traces: dict[tuple[Any, ...], TracedStep | None] = {}
 
@@ -306,6 +313,8 @@ class Trainer:
         )
         classify = _is_classification(y, self.loss)
         y_loss = self._targets(y)
+        if self.diagnostics is not None:  # measures first, before other callbacks move any weight
+            callbacks = [self.diagnostics.start(self, x, y_loss), *callbacks]
         bar = _progress(self.epoch, epochs, verbose)
         for _ in range(self.epoch, epochs):
             started = time.perf_counter()
@@ -392,7 +401,7 @@ def fit(
     >>> h["accuracy"][-1] > 0.9
     True
     """
-    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "traced", "fused_update"}
+    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "traced", "fused_update", "diagnostics"}
     trainer = Trainer(
         model,
         loss,
@@ -497,16 +506,22 @@ class EarlyStopping:
 
 
 def plot_history(history: History, path: str) -> None:
-    """Write a PNG of loss (and accuracy, if recorded) per epoch, train and validation."""
+    """Write a PNG of loss (and accuracy, if recorded) per epoch, train and validation.
+
+    With diagnostics in the history, one more panel shows each layer's gradient norm.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     keys = [k for k in ("loss", "accuracy") if history[k]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    panels = len(keys) + bool(layers_in(history))
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.5), squeeze=False)
     epochs = range(1, len(history) + 1)
-    for ax, key in zip(axes[0], keys, strict=True):
+    if panels > len(keys):
+        plot_panel(axes[0][-1], history)
+    for ax, key in zip(axes[0][: len(keys)], keys, strict=True):
         ax.plot(epochs, history[key], label=f"train {key}")
         if history[f"val_{key}"]:
             ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")

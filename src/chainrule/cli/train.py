@@ -91,6 +91,7 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     add_device(train)
     train.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    train.add_argument("--diagnose", action="store_true", help="per-layer gradient diagnostics and warnings")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         schedule=(lambda opt: CosineAnnealingLR(opt, t_max=epochs))
         if recipe.get("schedule") == "cosine"
         else None,
+        diagnostics=args.diagnose,
     )
     say(f"data: {data!r}", args.quiet)
     say(f"model: {model!r}\n{trainer!r}", args.quiet)
