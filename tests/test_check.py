@@ -363,3 +363,27 @@ def test_cli_checks_exercise_folders(tmp_path: Path, capsys: pytest.CaptureFixtu
     reports = json.loads(capsys.readouterr().out)
     assert [r["ok"] for r in reports] == [True, False, True]
     assert run(folders, fmt="pdf") == 2
+
+
+def test_docs_list_every_mistake_and_show_a_real_report(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "check.md").read_text()
+    for name, title, equation, wrong in table():
+        assert f"| `{name}` | {title} | `{equation}` | {wrong} |" in text
+    main(["exercise", "--seed", "7", "--out", str(tmp_path)])
+    folder = tmp_path / "seed-7"
+    spec = json.loads((folder / "spec.json").read_text())
+    (folder / "answer.json").write_text(json.dumps(learner.work(spec, "phi_prime_left_out")))
+    title, _, body = answer(folder / "spec.json", folder / "answer.json").render().split("\n", 2)
+    assert title.replace(f"{tmp_path}/", "exercises/") in text and body in text
+
+
+def test_report_formats_and_reprs() -> None:
+    spec, wrong = wrong_answer("update_sign", 0, SIGMOID)
+    report = answer(spec, wrong)
+    assert repr(report).startswith("Report(ok=False, first='w_") and "Finding(" in repr(report.first)
+    assert repr(MISTAKES[0]) == "Mistake('phi_prime_left_out': phi'(z) left out of delta)"
+    data = json.loads(report.render("json"))
+    assert data["first_mistake"]["mistake"]["name"] == "update_sign" and data["counts"]["wrong"] == 1
+    assert "| `W[1] after the step` | wrong |" in report.render("markdown")
+    with pytest.raises(ConfigError, match="unknown format 'pdf'"):
+        report.render("pdf")

@@ -152,3 +152,13 @@ def test_bad_calls(kwargs: dict[str, Any], message: str) -> None:
 def test_report_repr() -> None:
     report = backward(dense, layer="dense")
     assert repr(report) == "BackwardReport(dense layer, ok=True, output='', case='')"
+
+
+def test_the_docs_example_prints_what_the_docs_show(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "check.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "docs/check.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.strip() and printed in text

@@ -124,7 +124,8 @@ def test_dead_and_saturated_units_are_warned_once() -> None:
         said = [str(w.message) for w in caught if needle in str(w.message)]
         assert len(said) == 1 and said[0].startswith("epoch 1: layer 1: ")
         assert sum(needle in text for _, text in trainer.diagnostics.warnings) == 3
-        assert "epoch 3:" in trainer.diagnostics.report()
+        report = trainer.diagnostics.report()
+        assert report.startswith("after epoch 3 (probe batch of 64 examples)") and needle in report
 
 
 def stats(g: list[float], **extra: float | None) -> list[LayerStats]:
@@ -149,11 +150,16 @@ def stats(g: list[float], **extra: float | None) -> list[LayerStats]:
             "vanishing gradients; 84% of its sigmoid units are saturated",
         ),
         (stats([5e4, 1.0, 2.0]), "exploding", "layer 1's gradient norm is 2.5e+04 times layer 3's"),
-        (stats([0.0, 0.0]), "vanishing", "every layer's gradient is exactly zero"),
+        (stats([0.0, 0.0]), "vanishing", "every layer's dC/dW is exactly zero"),
         (stats([float("nan"), 1.0]), "nonfinite", "layer 1's gradient is not finite"),
         (stats([1.0, 1.0], dead_2=0.75), "dead", "layer 2: 75% of its ReLU units are dead"),
-        (stats([1.0, 1.0], update_2=0.0), "still", "layer 2's weights did not move at all"),
-        (stats([1.0, 1.0], update_1=3e-9), "still", "layer 1's weights moved by 3e-09 of their norm"),
+        (
+            stats([1.0, 1.0], update_2=0.0),
+            "still",
+            "layer 2 is not learning: the weights moved by less than 1e-06",
+        ),
+        (stats([1.0, 1.0], update_1=3e-9, update_2=0.0), "still", "layers 1, 2 are not learning"),
+        (stats([1.0, 1.0], update_1=3e-9, update_2=0.0), "still", "this epoch (layer 1: 3e-09, layer 2: 0)"),
         (stats([1.0, 1.0], update_1=2.5), "jumpy", "changed by 2.5 times their norm this epoch"),
     ],
 )
