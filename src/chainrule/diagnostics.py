@@ -37,6 +37,7 @@ use it from below.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -148,6 +149,7 @@ class Diagnostics:
         self._said: set[tuple[str, int]] = set()
         self._probe: tuple[Any, Any] | None = None
         self._before: list[Any] = []
+        self._epochs: list[int] = []  # the trainer's epoch number of each entry of history
 
     def __repr__(self) -> str:
         return f"Diagnostics(probe_size={self.probe_size}, seed={self.seed}, epochs={len(self.history)})"
@@ -169,12 +171,13 @@ class Diagnostics:
         stats = self.measure(trainer.model, trainer.step_loss, trainer.logits, *self._probe)
         self._before = [layer.W.data.copy() for layer in _dense(trainer.model)]
         self.history.append(stats)
+        self._epochs.append(epoch)
         for s in stats:
             logs.update(s.logs())
         for kind, layer, text in problems(stats, self.limits):
             self.warnings.append((epoch, text))
             if self.warn and (kind, layer) not in self._said:
-                warnings.warn(f"epoch {epoch}: {text}", DiagnosticWarning, stacklevel=3)
+                warnings.warn(f"epoch {epoch}: {text}", DiagnosticWarning, stacklevel=_callers_level())
             self._said.add((kind, layer))
         return False
 
@@ -210,18 +213,28 @@ class Diagnostics:
             model.train(was_training)
 
     def report(self) -> str:
-        """The last epoch's numbers per layer, then every warning so far."""
+        """The last epoch's numbers per layer and its warnings."""
         if not self.history:
             return "Diagnostics: nothing measured yet."
-        lines = ["layer  activation  grad_norm  weight_norm  update_ratio  dead_relu  saturated"]
+        epoch, probe = self._epochs[-1], self._probe[0].shape[0] if self._probe else 0
+        lines = [f"after epoch {epoch} (probe batch of {probe} examples)"]
+        lines.append("layer  activation  grad_norm  weight_norm  update_ratio  dead_relu  saturated")
         for s in self.history[-1]:
             frac = ["-" if v is None else f"{v:.0%}" for v in (s.dead, s.saturated)]
             lines.append(
                 f"{s.layer:>5}  {s.activation:<10}  {s.grad_norm:9.2e}  {s.weight_norm:11.3g}  "
                 f"{s.update_ratio:12.2e}  {frac[0]:>9}  {frac[1]:>9}"
             )
-        lines += [f"epoch {epoch}: {text}" for epoch, text in self.warnings]
+        lines += [f"warning: {text}" for e, text in self.warnings if e == epoch] or ["no warnings"]
         return "\n".join(lines)
+
+
+def _callers_level() -> int:
+    """The stack level of the first frame outside chainrule: a warning points at the user's ``fit``."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("chainrule."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _dense(model: Any) -> list[Any]:
@@ -265,12 +278,20 @@ def problems(stats: list[LayerStats], limits: dict[str, float]) -> list[tuple[st
         if s.saturated is not None and s.saturated >= limits["saturated"]:
             text = f"{s.saturated:.0%} of its {s.activation} units are saturated (phi'(z) < phi'(0)/10)"
             out.append(("saturated", l, f"layer {l}: {text}, so little gradient passes through them"))
-        if r < limits["still"]:
-            moved = f"moved by {r:.1g} of their norm" if r else "did not move at all"
-            out.append(("still", l, f"layer {l}'s weights {moved} this epoch: it is not learning"))
         if r > limits["jumpy"]:
             text = f"layer {l}'s weights changed by {r:.2g} times their norm this epoch"
             out.append(("jumpy", l, text + ": the learning rate may be too large"))
+    still = [s for s in stats if s.update_ratio < limits["still"]]
+    if still:
+        moved = ", ".join(f"layer {s.layer}: {s.update_ratio:.1g}" for s in still)
+        who = (
+            f"layer {still[0].layer} is"
+            if len(still) == 1
+            else f"layers {', '.join(str(s.layer) for s in still)} are"
+        )
+        text = f"{who} not learning: the weights moved by less than {limits['still']:.0e} of their norm"
+        text += " this epoch"
+        out.append(("still", still[0].layer, f"{text} ({moved})"))
     return out
 
 
@@ -281,7 +302,7 @@ def _gradient_flow(
     out: list[tuple[str, int, str]] = []
     top = int(np.argmax(g))
     if g[top] == 0:
-        return [("vanishing", 1, "every layer's gradient is exactly zero: nothing can learn")]
+        return [("vanishing", 1, "every layer's dC/dW is exactly zero: no weight can learn")]
     if top > 0:
         low = int(np.argmin(g[:top]))
         ratio = g[low] / g[top]
