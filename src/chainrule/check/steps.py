@@ -206,7 +206,7 @@ def compute(
     fuse = hw.fused_name(spec.loss, spec.layers[-1].activation)
 
     def at(l: int, **fields: Any) -> At:
-        layer = spec.layers[l - 1] if l else spec.layers[-1]
+        layer = spec.layers[l - 1]
         base = At(l, layer.activation, spec.x.shape[0], spec.loss, None, spec.learning_rate, spec.update_bias)
         return base.but(W=layer.W, b=layer.b, y=spec.y, **fields)
 
