@@ -80,7 +80,7 @@ def _models(steps: int) -> list[tuple[str, Any, Any, Any, dict[str, Any]]]:
 
 
 def bench(name: str, build: Any, x: Any, y: Any, options: dict[str, Any], rounds: int) -> list[Any]:
-    """One row: ``[model, steps, off min/median ms, on min/median ms, ratio, us per step, probe ms]``."""
+    """One row: ``[model, steps, off min/median ms, on min/median ms, ratios, us per step, probe ms]``."""
     from chainrule.diagnostics import Diagnostics
     from chainrule.train import Trainer
 
@@ -113,6 +113,7 @@ def bench(name: str, build: Any, x: Any, y: Any, options: dict[str, Any], rounds
         on_min * 1e3,
         on_med * 1e3,
         on_min / off_min,
+        on_med / off_med,
         (on_min - off_min) / steps * 1e6,
         statistics.median(probe) * 1e3,
     ]
@@ -132,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = [bench(*model, args.rounds) for model in _models(args.steps)]
     headers = ["model", "steps/epoch", "off min ms", "off median ms", "on min ms", "on median ms"]
     print(f"\n### one epoch with and without Trainer(diagnostics=True), {args.rounds} rounds\n")
-    print(common.table([*headers, "on / off (min)", "extra us/step", "probe ms"], rows))
+    print(
+        common.table(
+            [*headers, "on / off (min)", "on / off (median)", "extra us/step (min)", "probe ms"], rows
+        )
+    )
     return 0
 
 
