@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths",
         nargs="+",
-        metavar="SPEC ANSWER.json... | FOLDER...",
-        help="a spec and one or more answers to it, or exercise folders holding spec.json and answer.json",
+        metavar="PATH",
+        help="SPEC then one or more ANSWER.json files, or exercise folders (each with spec.json and answer.json)",
     )
     parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     parser.add_argument("--digits", type=positive_int, default=3, help="significant digits that must agree")
