@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="SPEC then one or more ANSWER.json files, or exercise folders (each with spec.json and answer.json)",
+        help="SPEC then ANSWER.json files, or exercise folders (each with spec.json and answer.json)",
     )
     parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     parser.add_argument("--digits", type=positive_int, default=3, help="significant digits that must agree")
