@@ -19,9 +19,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import backend, ops
-from chainrule.layers import mlp
 from chainrule.tensor import Tensor
-from chainrule.train import Trainer
 
 
 def test_numpy_is_the_default() -> None:
@@ -46,15 +44,17 @@ def no_cupy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("no_cupy")
-def test_cupy_without_cupy_is_a_one_line_backend_error() -> None:
+@pytest.mark.parametrize("name", ["gpu", "cupy"])
+def test_gpu_without_cupy_is_a_one_line_backend_error(name: str) -> None:
     with pytest.raises(
-        cr.BackendError, match=r"^backend 'cupy' requested, but CuPy is not installed: "
+        cr.BackendError, match=r"^device 'gpu' requested, but CuPy is not installed: "
     ) as info:
-        cr.set_backend("cupy")
-    assert "\n" not in str(info.value) and "backend='numpy'" in str(info.value)
-    assert backend.get_backend() == "numpy"  # unchanged after the failure
+        cr.set_device(name)
+    assert "\n" not in str(info.value) and "use device 'cpu' (--device cpu)" in str(info.value)
+    assert "numpy" not in str(info.value)  # one vocabulary: devices, not array libraries
+    assert backend.get_device() == "cpu"  # unchanged after the failure
     with pytest.raises(cr.BackendError, match="CuPy is not installed"):
-        backend.to_device(np.ones(2), "cupy")
+        backend.to_device(np.ones(2), "gpu")
 
 
 def test_cupy_without_gpu_is_a_backend_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,33 +68,36 @@ def test_cupy_without_gpu_is_a_backend_error(monkeypatch: pytest.MonkeyPatch) ->
     fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_device))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "cupy", fake)
     with pytest.raises(
-        cr.BackendError, match=r"no CUDA GPU is usable: cudaErrorNoDevice\. Use backend='numpy'"
+        cr.BackendError, match=r"no CUDA GPU is usable: cudaErrorNoDevice\. Use device 'cpu' \(--device cpu\)"
     ):
-        cr.set_backend("cupy")
+        cr.set_device("gpu")
     fake.cuda.runtime.getDeviceCount = lambda: 0  # type: ignore[attr-defined]
-    with pytest.raises(cr.BackendError, match="no CUDA GPU was found; use 'numpy'"):
-        cr.set_backend("cupy")
+    with pytest.raises(cr.BackendError, match="no CUDA GPU was found; use device 'cpu'"):
+        cr.set_device("gpu")
 
 
-def test_unknown_backend_is_a_config_error() -> None:
-    with pytest.raises(cr.ConfigError, match=r"set_backend: expected one of \('numpy', 'cupy'\), got 'tpu'"):
-        cr.set_backend("tpu")
-    with pytest.raises(cr.ConfigError, match=r"to_device: expected one of \('numpy', 'cupy'\), got 'tpu'"):
+def test_unknown_device_is_a_config_error() -> None:
+    with pytest.raises(cr.ConfigError, match=r"set_device: expected device 'cpu' or 'gpu', got 'tpu'"):
+        cr.set_device("tpu")
+    with pytest.raises(cr.ConfigError, match=r"to_device: expected device 'cpu' or 'gpu', got 'tpu'"):
         backend.to_device(np.ones(2), "tpu")
 
 
-def test_use_backend_restores_on_exit() -> None:
-    with backend.use_backend("numpy"):
-        assert backend.get_backend() == "numpy"
-    with pytest.raises(cr.ConfigError), backend.use_backend("tpu"):
+def test_use_device_restores_on_exit() -> None:
+    with backend.use_device("cpu"):
+        assert backend.get_device() == "cpu" and backend.get_backend() == "numpy"
+    with pytest.raises(cr.ConfigError), backend.use_device("tpu"):
         pass  # pragma: no cover
-    assert backend.get_backend() == "numpy"
+    assert backend.get_device() == "cpu"
+    assert cr.set_backend is cr.set_device and cr.use_backend is cr.use_device  # older names, same switch
 
 
 def test_to_numpy_and_to_device_roundtrip() -> None:
     x = np.arange(6.0).reshape(2, 3)
     assert backend.to_numpy(x) is x
-    assert backend.to_device(x) is x and backend.to_device(x, "numpy") is x
+    assert (
+        backend.to_device(x) is x and backend.to_device(x, "cpu") is x and backend.to_device(x, "numpy") is x
+    )
     np.testing.assert_array_equal(backend.to_numpy([1, 2]), [1, 2])
     assert backend.asarray([1.0, 2.0], dtype=np.float32).dtype == np.float32
 
@@ -174,10 +177,11 @@ def test_moving_a_model_to_cupy_without_cupy_is_a_backend_error() -> None:
 
     model = mlp([3, 4, 2], seed=0)
     with pytest.raises(cr.BackendError, match="CuPy is not installed"):
-        model.to("cupy")
+        model.to("gpu")
     assert all(isinstance(p.data, np.ndarray) for p in model.parameters())
-    model.to("numpy")  # a no-op move on the host keeps the weights
-    assert all(isinstance(p.data, np.ndarray) for p in model.parameters())
+    before = [p.data.copy() for p in model.parameters()]
+    model.to("cpu")  # a move on the host keeps the weights
+    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before, strict=True))
 
 
 @pytest.mark.gpu
@@ -191,8 +195,8 @@ def test_training_on_cupy_matches_numpy(rng: np.random.Generator) -> None:
     x = rng.random((256, 8), dtype=np.float32)
     y = rng.integers(0, 3, 256)
     finals = []
-    for name in ("numpy", "cupy"):
-        with backend.use_backend(name):
+    for name in ("cpu", "gpu"):
+        with backend.use_device(name):
             model = mlp([8, 16, 3], output="softmax", seed=0).to(name)
             Trainer(model, "cross_entropy", "sgd", 0.1, batch_size=32, seed=0).fit(x, y, epochs=2, verbose=0)
             finals.append([backend.to_numpy(p.data) for p in model.parameters()])
@@ -204,7 +208,7 @@ def test_training_on_cupy_matches_numpy(rng: np.random.Generator) -> None:
 _KEPT_AFTER_FREE = """
 import ctypes, sys
 import numpy as np
-from chainrule import backend
+from chainrule.backend import memory
 
 class Mallinfo2(ctypes.Structure):
     names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
@@ -212,8 +216,16 @@ class Mallinfo2(ctypes.Structure):
 
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Mallinfo2
-took = backend.keep_freed_memory()
-assert backend.keep_freed_memory() is took  # once per process
+if sys.argv[1] == "train":  # the library alone: a Trainer's whole fit must leave malloc as it is
+    from chainrule.layers import mlp
+    from chainrule.train import Trainer
+    x = np.random.default_rng(0).random((64, 4), dtype=np.float32)
+    y = (x[:, 0] > 0.5).astype(int)
+    Trainer(mlp([4, 8, 2], "relu", "softmax"), "cross_entropy").fit(x, y, 2, verbose=0)
+    took = False
+else:
+    took = memory.keep_freed_memory()
+    assert memory.keep_freed_memory() is took  # once per process
 a = np.ones(4 << 20, dtype=np.uint8)  # 4 MiB: above glibc's default mmap threshold
 in_mmap = libc.mallinfo2().hblkhd
 del a
@@ -222,11 +234,11 @@ print(took, in_mmap >= 4 << 20, info.fordblks >= 4 << 20)
 """
 
 
-def _run_child(code: str, **env: str) -> str:
+def _run_child(code: str, mode: str = "tune", **env: str) -> str:
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     child_env.update(env)
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env, check=False
+        [sys.executable, "-c", code, mode], capture_output=True, text=True, env=child_env, check=False
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
@@ -245,10 +257,21 @@ def test_keep_freed_memory_keeps_a_freed_array_for_reuse() -> None:
     assert _run_child(_KEPT_AFTER_FREE, GLIBC_TUNABLES="glibc.malloc.mmap_threshold=4096").startswith("False")
 
 
-def test_trainer_asks_for_freed_memory_reuse(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc malloc only"
+)
+def test_training_leaves_the_process_allocator_alone() -> None:
+    # the library changes no process-wide setting: after a fit, a 4 MiB array is still served by mmap
+    assert _run_child(_KEPT_AFTER_FREE, "train") == "False True False"
+
+
+def test_the_command_line_asks_for_freed_memory_reuse(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from chainrule.backend import memory
+    from chainrule.cli import main
+
     calls: list[int] = []
-    monkeypatch.setattr(backend, "keep_freed_memory", lambda: calls.append(1) or True)
-    Trainer(mlp([2, 3, 2], "relu", "softmax", seed=0), "cross_entropy")
+    monkeypatch.setattr(memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path), "--quiet"]) == 0
     assert calls == [1]
 
 
@@ -291,12 +314,14 @@ def test_axpy_byte_swapped_arrays_take_numpy(rng: np.random.Generator) -> None:
 def test_blas_routines_are_found_in_numpys_openblas_where_numpy_ships_it(routine: str) -> None:
     from threadpoolctl import threadpool_info
 
+    from chainrule.backend import blas
+
     if not any("scipy_openblas64" in i["filepath"] for i in threadpool_info()):
         pytest.skip("this NumPy is not built on scipy-openblas64: the NumPy path is used")
-    assert backend._blas(routine, np.float32) is not None
-    assert backend._blas(routine, np.float64) is not None
-    assert backend._blas(routine, np.int64) is None
-    assert backend._blas(routine, np.complex64) is None
+    assert blas.routine(routine, np.float32) is not None
+    assert blas.routine(routine, np.float64) is not None
+    assert blas.routine(routine, np.int64) is None
+    assert blas.routine(routine, np.complex64) is None
 
 
 # ------------------------------------------------------------ addmm
@@ -316,53 +341,34 @@ def test_addmm_is_c_plus_alpha_a_b_in_place(
     np.testing.assert_allclose(c, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
 
 
-def _counting_gemm(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the calls that reach BLAS's gemm (skip where NumPy does not ship scipy-openblas64)."""
-    real = backend._blas("gemm", np.float32)
-    if real is None:
-        pytest.skip("this NumPy is not built on scipy-openblas64: addmm takes the NumPy path")
-    calls: list[int] = []
-    lookup = backend._blas
+def test_addmm_goes_to_blas_only_for_contiguous_float_arrays_apart(rng: np.random.Generator) -> None:
+    from chainrule.backend import blas
 
-    def counted(*args: Any) -> None:
-        calls.append(1)
-        real(*args)
-
-    monkeypatch.setattr(
-        backend, "_blas", lambda routine, dt: counted if routine == "gemm" else lookup(routine, dt)
-    )
-    return calls
-
-
-def test_addmm_takes_blas_for_contiguous_float_arrays(
-    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls = _counting_gemm(monkeypatch)
+    if blas.routine("gemm", np.float32) is None:
+        pytest.skip("this NumPy is not built on scipy-openblas64: addmm takes its reference")
     a = rng.standard_normal((32, 10), dtype=np.float32)
     b = rng.standard_normal((32, 64), dtype=np.float32)
     w = np.asfortranarray(rng.standard_normal((10, 64), dtype=np.float32))  # a Dense layer's W
-    expected = w - 0.1 * (a.T @ b)
-    backend.addmm(w, a.T, b, -0.1)  # W -= lr delta^T A_prev, as the linear rule calls it
-    assert calls == [1]
-    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
+    assert blas.gemm_plan(w, a.T, b) is not None  # W -= lr delta^T A_prev, as the fused update calls it
+    square = rng.standard_normal((4, 4), dtype=np.float32)
+    view = rng.standard_normal((4, 8), dtype=np.float32)[:, ::2]  # strided: no leading dimension fits
+    assert blas.gemm_plan(view, square, square) is None
+    assert blas.gemm_plan(square, square, square.T) is None  # c is also an operand
+    assert blas.gemm_plan(np.zeros((4, 4)), square, square) is None  # float32 operands, float64 result
 
 
-def test_addmm_views_mixed_dtypes_and_overlap_take_numpy(
-    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls = _counting_gemm(monkeypatch)
+def test_addmm_reference_takes_views_overlap_and_mixed_dtypes(rng: np.random.Generator) -> None:
     a = rng.standard_normal((4, 4), dtype=np.float32)
     b = rng.standard_normal((4, 4), dtype=np.float32)
     wide = rng.standard_normal((4, 8), dtype=np.float32)
-    view = wide[:, ::2]  # strided: BLAS would need a leading dimension it cannot express
+    view = wide[:, ::2]
     expected = view + 2.0 * (a @ b)
     backend.addmm(view, a, b, 2.0)
-    np.testing.assert_allclose(view, expected, rtol=1e-5)
+    np.testing.assert_allclose(wide[:, ::2], expected, rtol=1e-5)
     c = a.copy()
-    expected = c + 0.5 * (c @ b)  # c is also an operand: BLAS would read entries it already wrote
+    expected = c + 0.5 * (c @ b)  # c is also an operand
     backend.addmm(c, c, b, 0.5)
     np.testing.assert_allclose(c, expected, rtol=1e-5)
     c64 = np.zeros((4, 4))
     backend.addmm(c64, a, b, 1.0)  # float32 operands into a float64 result
     np.testing.assert_allclose(c64, a @ b, rtol=1e-6)
-    assert calls == []

@@ -32,9 +32,15 @@ def test_hierarchy(cls: type[Exception]) -> None:
     assert cls.__doc__
 
 
-def test_every_error_is_exported() -> None:
-    assert set(errors.__all__) == {c.__name__ for c in BUILTIN_BASES} | {"ChainruleError"}
+WARNINGS = {errors.ChainruleWarning: UserWarning, errors.CompileWarning: errors.ChainruleWarning}
+
+
+def test_every_error_and_warning_is_exported() -> None:
+    expected = {c.__name__ for c in BUILTIN_BASES} | {c.__name__ for c in WARNINGS} | {"ChainruleError"}
+    assert set(errors.__all__) == expected
     assert all(getattr(cr, name) is getattr(errors, name) for name in errors.__all__)
+    for cls, base in WARNINGS.items():
+        assert issubclass(cls, base) and cls.__doc__
 
 
 def test_binary_shape_mismatch_names_op_and_shapes() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -238,3 +239,47 @@ def test_from_config_errors() -> None:
         ConfigError, match=r"from_config: Dense config is missing or has a bad field: 'in_features'"
     ):
         from_config({"type": "Dense"})
+
+
+# ------------------------------------------------------------ the boundary issue's hazards
+def test_a_re_registered_activation_is_used_by_dense() -> None:
+    from chainrule import functional
+
+    original = functional.ACTIVATIONS["relu"]
+    calls: list[int] = []
+
+    @functional.activation("relu")
+    def counting_relu(z: Tensor) -> Tensor:
+        calls.append(1)
+        return original(z) * 2.0
+
+    try:
+        layer = Dense(3, 2, activation="relu", seed=0, dtype=np.float64)
+        x = np.random.default_rng(0).standard_normal((4, 3))
+        out = layer(Tensor(x))
+        assert calls == [1]  # the registered function ran, not the built-in fused op
+        z = x @ layer.W.data.T + layer.b.data
+        np.testing.assert_allclose(out.numpy(), 2.0 * np.maximum(z, 0))
+        assert out.op != "dense"
+    finally:
+        functional.activation("relu", dense="relu")(original)
+    assert Dense(3, 2, activation="relu", seed=0)(Tensor(np.ones((1, 3), np.float32))).op == "dense"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_never_writes_into_the_callers_arrays(dtype: Any) -> None:
+    from chainrule.train import Trainer
+
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((3, 4)).astype(dtype)
+    bias = rng.standard_normal(3).astype(dtype)
+    w0, b0 = weights.copy(), bias.copy()
+    layer = Dense(4, 3, bias=bias, weights=weights, dtype=dtype)
+    assert not np.shares_memory(layer.W.data, weights) and not np.shares_memory(layer.b.data, bias)
+    x = rng.standard_normal((32, 4)).astype(dtype)
+    Trainer(Sequential(layer), "softmax_cross_entropy", "sgd", 0.5).fit(
+        x, rng.integers(0, 3, 32), 2, verbose=0
+    )
+    assert not np.array_equal(layer.b.data, b0)  # the layer trained
+    np.testing.assert_array_equal(bias, b0)  # the caller's arrays did not move
+    np.testing.assert_array_equal(weights, w0)

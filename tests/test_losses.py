@@ -223,8 +223,13 @@ def test_target_of_wrong_shape() -> None:
         ShapeError, match=r"expected target of shape \(2, 2\) or integer labels of shape \(2,\), got \(3,\)"
     ):
         get_loss("mse")(Tensor(A), np.zeros(3))
-    with pytest.raises(ShapeError, match=r"got \(2,\)"):  # float labels are not class labels
+    with pytest.raises(  # float labels are not class labels: say so, not that the shape is wrong
+        DataError,
+        match=r"got float64 targets of shape \(2,\), but one target per row must be an integer class",
+    ):
         get_loss("mse")(Tensor(A), np.array([0.0, 1.0]))
+    with pytest.raises(DataError, match=r"CrossEntropy\(reduction='mean'\): got <U5 targets of shape \(2,\)"):
+        get_loss("cross_entropy")(Tensor(A), np.array(["cat", "mouse"]))
 
 
 def test_label_out_of_range() -> None:

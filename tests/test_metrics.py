@@ -41,3 +41,23 @@ def test_errors() -> None:
         predicted_classes(np.zeros(3))
     with pytest.raises(ShapeError, match=r"accuracy: 2 predictions but 3 targets"):
         accuracy(np.zeros((2, 2)), np.zeros(3, dtype=np.int64))
+
+
+def test_regression_scores_match_scikit_learn() -> None:
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    from chainrule.metrics import regression_scores
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(50, 2))
+    a = y + rng.normal(scale=0.3, size=(50, 2))
+    scores = regression_scores(a, y)
+    assert scores["mae"] == pytest.approx(mean_absolute_error(y, a))
+    assert scores["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, a)))
+    assert scores["r2"] == pytest.approx(r2_score(y, a))
+    assert regression_scores(a[:, :1], y[:, 0])["r2"] == pytest.approx(r2_score(y[:, 0], a[:, 0]))
+    constant = np.ones(4)
+    assert regression_scores(constant, constant)["r2"] == 1.0  # as r2_score(force_finite=True)
+    assert regression_scores(constant * 2, constant)["r2"] == 0.0
+    with pytest.raises(ShapeError, match=r"regression_scores: predictions of shape \(4, 1\) but targets"):
+        regression_scores(constant, np.ones((4, 2)))

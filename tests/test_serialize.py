@@ -262,18 +262,40 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, optimizer: str) -> None:
         assert resumed_history[key] == full.history[key]
 
 
-@pytest.mark.parametrize(("traced", "fused_update"), [(True, False), (False, True)])
-def test_checkpoint_keeps_the_engine_options(tmp_path, traced: bool, fused_update: bool) -> None:
+@pytest.mark.parametrize(("compiled", "fused_update"), [(True, False), (False, False), (True, True)])
+def test_checkpoint_keeps_the_engine_options(tmp_path, compiled: bool, fused_update: bool) -> None:
     x, y = blobs()
     model = mlp([4, 8, 3], "relu", "softmax", seed=0)
     trainer = Trainer(
-        model, "cross_entropy", "sgd", 0.1, batch_size=16, traced=traced, fused_update=fused_update
+        model, "cross_entropy", "sgd", 0.1, batch_size=16, compiled=compiled, fused_update=fused_update
     )
     trainer.fit(x, y, 1, verbose=0)
     path = tmp_path / "ckpt.safetensors"
     serialize.save_checkpoint(path, trainer)
     resumed = serialize.load_checkpoint(path)
-    assert (resumed.traced, resumed.fused_update) == (traced, fused_update)
+    assert (resumed.compiled, resumed.fused_update) == (compiled, fused_update)
+
+
+def test_a_checkpoint_of_the_traced_engine_resumes_with_its_options_renamed(tmp_path) -> None:
+    """Checkpoints written before the compile layer said 'traced', and fused plain SGD by default."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    x, y = blobs()
+    trainer = Trainer(mlp([4, 8, 3], "relu", "softmax", seed=0), "cross_entropy", "adam", 0.01, batch_size=16)
+    trainer.fit(x, y, 1, verbose=0)
+    path = tmp_path / "ckpt.safetensors"
+    serialize.save_checkpoint(path, trainer)
+    tensors, meta = load_file(str(path)), serialize._read(path)[1]
+    state = json.loads(meta["training"])
+    state["traced"] = False
+    state["fused_update"] = True  # the old default, written even for Adam
+    del state["compiled"]
+    meta["training"] = json.dumps(state)
+    serialize._save(path, tensors, {k: v for k, v in meta.items() if k not in ("format", "format_version")})
+    resumed = serialize.load_checkpoint(path)
+    assert (resumed.compiled, resumed.fused_update) == (False, False)
 
 
 def test_checkpoint_callback_writes_every_n_epochs(tmp_path) -> None:

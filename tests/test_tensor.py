@@ -348,3 +348,15 @@ def test_no_two_gradients_share_memory_in_a_network(rng: np.random.Generator) ->
         for b in grads[i + 1 :]:
             assert not np.shares_memory(a, b)
     assert model[0].W.data.flags.f_contiguous  # Dense keeps W column-major (see layers.Dense)
+
+
+def test_equality_is_elementwise_like_the_other_comparisons() -> None:
+    a, b = cr.Tensor([1.0, 2.0, 3.0]), cr.Tensor([1.0, 0.0, 3.0])
+    assert (a == b).numpy().tolist() == [True, False, True]
+    assert (a != b).numpy().tolist() == [False, True, False]
+    assert (a == 2.0).numpy().tolist() == [False, True, False]
+    assert (a == b).op is None and not (a == b).requires_grad  # comparisons record nothing
+    with pytest.raises(cr.ShapeError, match=r"the truth value of a tensor of shape \(3,\) is ambiguous"):
+        bool(a == b)
+    assert bool(cr.Tensor([2.0]) == 2.0)
+    assert len({a, b, a}) == 2  # hashing stays by identity (membership in a list compares, as in torch)

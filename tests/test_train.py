@@ -256,10 +256,11 @@ def test_non_finite_loss_from_a_huge_learning_rate_names_epoch_step_and_layer() 
         trainer.fit(x, y, 3, verbose=0)
 
 
-def test_inf_in_a_weight_stops_training_at_that_step_and_moves_no_weight() -> None:
+@pytest.mark.parametrize("fused_update", [False, True])
+def test_inf_in_a_weight_stops_training_at_that_step_and_moves_no_weight(fused_update: bool) -> None:
     x, y = blobs()
     model = mlp([4, 8, 3], "tanh", "softmax", seed=0)
-    trainer = Trainer(model, "cross_entropy", batch_size=32)
+    trainer = Trainer(model, "cross_entropy", batch_size=32, fused_update=fused_update)
     trainer.fit(x, y, 1, verbose=0)
     model[1].W.data[0, 0] = np.inf
     before = [p.data.copy() for p in model.parameters()]
@@ -267,7 +268,8 @@ def test_inf_in_a_weight_stops_training_at_that_step_and_moves_no_weight() -> No
         GradientError, match=r"at epoch 2, step 1; first non-finite gradient: layers\[\d\] Dense"
     ):
         trainer.fit(x, y, 3, verbose=0)
-    assert any(step.descended for step in trainer._traces.values() if step)  # plain SGD: a fused step
+    stepped = [e.step.stepped for e in trainer._compiler.entries.values() if e.step is not None]
+    assert stepped and all(bool(s) == fused_update for s in stepped)  # a fused step with fused_update
     for p, b in zip(model.parameters(), before, strict=True):
         np.testing.assert_array_equal(p.data, b)  # the step returned before moving anything
 
@@ -356,11 +358,15 @@ def _trained(fused_update: bool, **options: object) -> tuple[Trainer, list[np.nd
     return trainer, [p.data.copy() for p in model.parameters()]
 
 
+def _stepped(trainer: Trainer) -> list[list[object]]:
+    return [e.step.stepped for e in trainer._compiler.entries.values() if e.step is not None]
+
+
 def test_plain_sgd_steps_inside_the_backward_pass_with_the_same_weights() -> None:
     fused, w_fused = _trained(True)
     kept, w_kept = _trained(False)
-    assert all(step.descended for step in fused._traces.values() if step)  # every batch shape
-    assert not any(step.descended for step in kept._traces.values() if step)
+    assert _stepped(fused) and all(_stepped(fused))  # every batch shape
+    assert _stepped(kept) and not any(_stepped(kept))
     assert all(p.grad is None for p in fused.optimizer.params)  # the gradients were never stored
     assert all(p.grad is not None for p in kept.optimizer.params)
     for a, b in zip(w_fused, w_kept, strict=True):
@@ -377,9 +383,12 @@ def test_plain_sgd_steps_inside_the_backward_pass_with_the_same_weights() -> Non
     ],
     ids=["momentum", "weight_decay", "clip_norm"],
 )
-def test_sgd_that_is_not_plain_keeps_its_gradients(options: dict[str, object]) -> None:
-    trainer, _ = _trained(True, **options)
-    assert trainer._traces and not any(step.descended for step in trainer._traces.values() if step)
+def test_a_fused_update_takes_plain_sgd_only(options: dict[str, object]) -> None:
+    with pytest.raises(
+        ConfigError, match=r"Trainer: fused_update takes plain SGD \(no momentum, weight decay"
+    ):
+        _trained(True, **options)
+    trainer, _ = _trained(False, **options)
     assert all(p.grad is not None for p in trainer.optimizer.params)
 
 
@@ -403,11 +412,65 @@ def test_an_sgd_subclass_with_its_own_rule_is_not_fused() -> None:
             w -= self.lr * np.sign(g)
 
     model = mlp([4, 8, 3], "relu", "softmax", seed=0)
-    assert SGD(model.parameters()).plain
-    assert not SignSGD(model.parameters()).plain
+    with pytest.raises(ConfigError, match="fused_update takes plain SGD"):
+        Trainer(model, "cross_entropy", SignSGD(model.parameters(), lr=0.1), fused_update=True)
     trainer = Trainer(model, "cross_entropy", SignSGD(model.parameters(), lr=0.1), batch_size=32)
     before = model[0].W.data.copy()
     x, y = blobs()
     trainer.train_step(x[:32], y[:32])
     steps = np.abs(model[0].W.data - before) / np.float32(0.1)
     np.testing.assert_allclose(steps[steps > 0], 1, rtol=1e-4)  # sign steps, not gradient steps
+
+
+# ------------------------------------------------------------ an API people can guess
+def test_a_misspelt_option_names_the_nearest_valid_one() -> None:
+    x, y = blobs(16)
+    with pytest.raises(ConfigError, match=r"^fit: unknown option 'epoch'; did you mean 'epochs'\?"):
+        fit(mlp([4, 3], output="softmax"), x, y, "cross_entropy", epoch=3)
+    with pytest.raises(
+        ConfigError, match=r"^fit: unknown option 'validaton_split'; did you mean 'validation_split'"
+    ):
+        fit(mlp([4, 3], output="softmax"), x, y, "cross_entropy", validaton_split=0.2)
+    trainer = Trainer(mlp([4, 3], output="softmax"), "cross_entropy")
+    with pytest.raises(
+        ConfigError, match=r"^Trainer.fit: unknown option 'verbosity'; did you mean 'verbose'\?"
+    ):
+        trainer.fit(x, y, 1, verbosity=0)
+    with pytest.raises(ConfigError, match=r"unknown option 'zzz'; valid options: \["):
+        fit(mlp([4, 3], output="softmax"), x, y, "cross_entropy", zzz=1)
+
+
+def test_evaluate_takes_what_predict_takes() -> None:
+    x, y = blobs(16)
+    model = mlp([4, 3], output="softmax", seed=0)  # float32 parameters
+    as_arrays = evaluate(model, x.astype(np.float32), y, "cross_entropy")
+    for xs, ys in [
+        (x.astype(np.float64), y),
+        (x.tolist(), y.tolist()),
+        (x.astype(np.float16), y.astype(np.int32)),
+    ]:
+        got = evaluate(model, xs, ys)  # any array-like, any dtype; the loss the softmax output suggests
+        assert got["accuracy"] == as_arrays["accuracy"]
+        assert got["loss"] == pytest.approx(as_arrays["loss"], rel=1e-3)
+    np.testing.assert_allclose(predict(model, x.tolist()), predict(model, x), rtol=1e-6)
+
+
+def test_the_public_api_is_reachable_from_the_top() -> None:
+    import chainrule as cr
+
+    for name in (
+        "Dense",
+        "Sequential",
+        "Dropout",
+        "mlp",
+        "Trainer",
+        "fit",
+        "evaluate",
+        "predict",
+        "save",
+        "load",
+    ):
+        assert name in cr.__all__ and getattr(cr, name) is not None
+    for module in ("optim", "losses", "layers", "train", "jit", "ops", "functional", "serialize"):
+        assert getattr(cr, module).__name__ == f"chainrule.{module}"
+    assert cr.Dense is cr.layers.Dense and cr.Trainer is cr.train.Trainer and cr.mlp is cr.layers.mlp

@@ -1,4 +1,4 @@
-"""``python -m chainrule`` runs the command line (level 7)."""
+"""``python -m chainrule`` runs the command line (level 10)."""
 
 import sys
 

@@ -29,8 +29,8 @@ the epoch, so it is the same for every optimizer (``alpha |dC/dW| / |W|`` is
 not, under Adam); it covers all the epoch's steps, not one.
 
 This module knows the model only through its layers' ``W``, ``pre_activation``
-and ``phi`` (a :class:`~chainrule.layers.Dense` has them), so the trainer can
-use it from below.
+and ``activation`` (a :class:`~chainrule.layers.Dense` has them; an
+``Activation`` layer only the last), so the trainer can use it from below.
 """
 
 # ruff: noqa: E741
@@ -47,6 +47,7 @@ import numpy as np
 from chainrule import backend
 from chainrule.autograd import enable_grad
 from chainrule.errors import ConfigError
+from chainrule.functional import get_activation
 from chainrule.tensor import Tensor
 
 KEYS = ("grad_norm", "weight_norm", "update_ratio", "dead_relu", "saturated")
@@ -250,12 +251,12 @@ def _forward(model: Any, a: Tensor, logits: bool) -> tuple[Tensor, list[tuple[st
         if hasattr(layer, "pre_activation"):
             z = layer.pre_activation(a)
             zs.append((layer.activation, z.data))
-            a = z if last and logits else layer.phi(z)
-        elif hasattr(layer, "phi"):  # an Activation layer: it is the activation of the dense layer before it
+            a = z if last and logits else get_activation(layer.activation)(z)
+        elif hasattr(layer, "activation"):  # an Activation layer: the activation of the dense layer before it
             if zs and zs[-1][0] == "identity":
                 zs[-1] = (layer.activation, zs[-1][1])
             if not (last and logits):
-                a = layer.phi(a)
+                a = layer(a)
         else:
             a = layer(a)
     return a, zs

@@ -42,9 +42,19 @@ class SerializationError(ChainruleError, ValueError):
     """A saved model file is truncated, altered or not a chainrule file."""
 
 
+class ChainruleWarning(UserWarning):
+    """Base class of every warning chainrule gives."""
+
+
+class CompileWarning(ChainruleWarning):
+    """A training step could not be compiled and runs on the eager engine (the numbers are the same)."""
+
+
 __all__ = [
     "BackendError",
     "ChainruleError",
+    "ChainruleWarning",
+    "CompileWarning",
     "ConfigError",
     "DTypeError",
     "DataError",

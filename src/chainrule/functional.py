@@ -5,6 +5,11 @@ Every activation ``phi`` is one decorated function that registers itself in
 name with :func:`get_activation`. Elementwise activations act entry by entry,
 so ``phi'(z)`` is diagonal; ``softmax`` acts on a whole row, with the Jacobian
 ``da_j/dz_i = a_j (delta_ij - a_i)``.
+
+The registry is the one source of truth for what a name means: a dense layer
+applies ``relu``, ``sigmoid`` or ``tanh`` inside its own fused op
+(:func:`chainrule.ops.dense`) only while the registered function is chainrule's
+own (:data:`DENSE`); register another function under that name and layers use it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, kernels, ops
+from chainrule import backend, ops
 from chainrule.errors import ConfigError, DataError
 from chainrule.tensor import Tensor
 
@@ -23,15 +28,29 @@ Activation = Callable[[Tensor], Tensor]
 
 ACTIVATIONS: dict[str, Activation] = {}
 ELEMENTWISE: set[str] = set()
+DENSE: dict[str, str] = {}  # activation name -> the activation ops.dense applies itself
 
 
-def activation(name: str, elementwise: bool = True) -> Callable[[Activation], Activation]:
-    """Register an activation function under ``name``."""
+def activation(
+    name: str, elementwise: bool = True, dense: str | None = None
+) -> Callable[[Activation], Activation]:
+    """Register an activation function under ``name`` (replacing any function of that name).
+
+    ``dense`` names the activation of :data:`chainrule.ops.DENSE_ACTIVATIONS` that
+    equals ``fn``, so that a dense layer may apply it inside its fused op; leave it
+    None for any other function.
+    """
 
     def register(fn: Activation) -> Activation:
         ACTIVATIONS[name] = fn
         if elementwise:
             ELEMENTWISE.add(name)
+        else:
+            ELEMENTWISE.discard(name)
+        if dense is None:
+            DENSE.pop(name, None)
+        else:
+            DENSE[name] = dense
         return fn
 
     return register
@@ -57,19 +76,19 @@ def identity(z: Tensor) -> Tensor:
     return z
 
 
-@activation("sigmoid")
+@activation("sigmoid", dense="sigmoid")
 def sigmoid(z: Tensor) -> Tensor:
     """``phi(z) = 1 / (1 + e**-z)``, ``phi'(z) = a (1 - a)``; never overflows."""
     return ops.sigmoid(z)
 
 
-@activation("tanh")
+@activation("tanh", dense="tanh")
 def tanh(z: Tensor) -> Tensor:
     """``phi(z) = tanh(z)``, ``phi'(z) = 1 - a**2``."""
     return ops.tanh(z)
 
 
-@activation("relu")
+@activation("relu", dense="relu")
 def relu(z: Tensor) -> Tensor:
     """``phi(z) = max(z, 0)``, ``phi'(z) = [z > 0]``; ``relu'(0) = 0`` as in PyTorch."""
     return ops.relu(z)
@@ -89,14 +108,8 @@ def softplus(z: Tensor) -> Tensor:
 
 @activation("elu")
 def elu(z: Tensor, alpha: float = 1.0) -> Tensor:
-    """``phi(z) = z if z > 0 else alpha (e**z - 1)``; ``phi'(0) = alpha``.
-
-    ``e**z`` is taken of ``z`` where ``z <= 0`` and of ``0`` elsewhere, so the
-    unused branch never overflows (``where``, not ``minimum``, whose tie at 0
-    would halve the gradient).
-    """
-    negative = z.data <= 0
-    return ops.where(negative, alpha * (ops.exp(ops.where(negative, z, 0.0)) - 1.0), z)
+    """``phi(z) = z if z > 0 else alpha (e**z - 1)``; ``phi'(0) = alpha``; never overflows."""
+    return ops.elu(z, alpha=alpha)
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -131,7 +144,7 @@ def check_labels(labels: Any, n_classes: int, who: str = "labels") -> Any:
         raise ConfigError(f"{who}: n_classes must be >= 1, got {n_classes}.")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise DataError(f"{who}: expected 1-D integer labels, got shape {labels.shape} dtype {labels.dtype}.")
-    kernels.check_label_range(labels, n_classes, who)
+    ops.check_label_range(labels, n_classes, who)
     return labels
 
 
@@ -192,6 +205,7 @@ def linear(a_prev: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
 
 __all__ = [
     "ACTIVATIONS",
+    "DENSE",
     "ELEMENTWISE",
     "activation",
     "elu",

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, kernels, ops
+from chainrule import backend, ops
 from chainrule.errors import ConfigError, ShapeError
-from chainrule.functional import get_activation
+from chainrule.functional import DENSE, get_activation
 from chainrule.init import default_for, get_initializer
+from chainrule.jit import random_input
 from chainrule.tensor import Tensor
 
 LAYERS: dict[str, type[Module]] = {}
@@ -73,10 +74,10 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def to(self, name: str) -> Module:
-        """Move every parameter to backend ``name`` (``'numpy'`` or ``'cupy'``), explicitly."""
+    def to(self, device: str) -> Module:
+        """Move every parameter to ``device`` (``'cpu'`` or ``'gpu'``), explicitly."""
         for p in self.parameters():
-            p.data = backend.to_device(p.data, name)
+            p.data = backend.parameter(backend.to_device(p.data, device))
             p.grad = None
         return self
 
@@ -119,9 +120,7 @@ class Dense(Module):
     Shapes
     ------
     ``A_prev (m, n[l-1]) -> A (m, n[l])``; ``W (n[l], n[l-1])``; ``b (n[l],)``.
-    ``W`` is stored column-major (Fortran order): ``A_prev @ W.T`` and
-    ``dC/dW = (A_prev^T delta)^T`` then take BLAS's fastest forms. Its shape,
-    values and indexing are as above; only the memory layout differs.
+    ``weights`` and ``bias`` arrays are copied: training never writes into the caller's arrays.
 
     Raises
     ------
@@ -147,8 +146,8 @@ class Dense(Module):
                 f"Dense: sizes must be positive, got in_features={in_features}, out_features={out_features}."
             )
         self.in_features, self.out_features = int(in_features), int(out_features)
+        get_activation(activation)  # an unknown name fails here, not at the first forward
         self.activation = activation
-        self.phi = get_activation(activation)
         self.init = init or default_for(activation)
         shape = (self.out_features, self.in_features)
         if weights is None:
@@ -159,18 +158,17 @@ class Dense(Module):
                 raise ShapeError(
                     f"{self!r}: expected weights of shape {shape} (n[l], n[l-1]), got {w.shape}."
                 )
-        # NOTE: W is stored column-major: A_prev @ W.T and dC/dW = (A_prev^T delta)^T then take
-        # BLAS's fastest forms. Shape, values and indexing are as documented; only memory differs.
-        w = np.asfortranarray(w.astype(dtype))
-        self.W = Tensor(backend.to_device(w, backend.get_backend()), requires_grad=True, name="W")
+        w = backend.parameter(backend.to_device(w.astype(dtype), backend.get_device()))  # its own copy
+        self.W = Tensor(w, requires_grad=True, name="W")
         self.b: Tensor | None = None
         if bias is not False and bias is not None:
-            values = np.zeros(self.out_features) if bias is True else np.asarray(bias, dtype=np.float64)
+            values = np.zeros(self.out_features) if bias is True else np.asarray(backend.to_numpy(bias))
             if values.shape != (self.out_features,):
                 raise ShapeError(
                     f"{self!r}: expected bias of shape ({self.out_features},), got {values.shape}."
                 )
-            self.b = Tensor(backend.asarray(values, dtype=dtype), requires_grad=True, name="b")
+            values = backend.parameter(backend.to_device(values.astype(dtype), backend.get_device()))
+            self.b = Tensor(values, requires_grad=True, name="b")
 
     def __repr__(self) -> str:
         extra = "" if getattr(self, "b", True) is not None else ", bias=False"
@@ -181,14 +179,21 @@ class Dense(Module):
         """``Z = A_prev @ W.T + b``, checking that ``A_prev`` has ``n[l-1]`` columns."""
         return ops.linear(a_prev, *self._operands(a_prev))
 
+    @property
+    def phi(self) -> Any:
+        """``phi[l]``: the function registered under :attr:`activation` now."""
+        return get_activation(self.activation)
+
     def forward(self, x: Tensor) -> Tensor:
         """``A = phi(A_prev @ W.T + b)``.
 
-        For relu, sigmoid and tanh that is one op, :func:`chainrule.ops.dense`, with
-        fused loops (:mod:`chainrule.kernels`); otherwise ``linear`` then ``phi``.
+        While the activation registered under the layer's name is chainrule's own relu,
+        sigmoid or tanh, that is one op, :func:`chainrule.ops.dense`; otherwise
+        ``linear``, then the registered function.
         """
-        if self.activation in kernels.FUSED:
-            return ops.dense(x, *self._operands(x), activation=self.activation)
+        fused = DENSE.get(self.activation)
+        if fused is not None:
+            return ops.dense(x, *self._operands(x), activation=fused)
         return self.phi(self.pre_activation(x))
 
     def _operands(self, a_prev: Tensor) -> tuple[Tensor, ...]:
@@ -218,14 +223,14 @@ class Activation(Module):
     """An activation ``a = phi(z)`` as a layer of its own (no parameters)."""
 
     def __init__(self, name: str) -> None:
+        get_activation(name)  # an unknown name fails here
         self.activation = name
-        self.phi = get_activation(name)
 
     def __repr__(self) -> str:
         return f"Activation({self.activation!r})"
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.phi(x)
+        return get_activation(self.activation)(x)
 
     def config(self) -> dict[str, Any]:
         return {"type": "Activation", "name": self.activation}
@@ -234,7 +239,9 @@ class Activation(Module):
 class Dropout(Module):
     """Inverted dropout: in training, zero each entry with probability ``p`` and scale by ``1/(1-p)``.
 
-    In eval mode it is the identity. The mask comes from a seeded generator.
+    In eval mode it is the identity. The mask comes from the layer's own seeded
+    generator, drawn through :func:`chainrule.jit.random_input`, so a compiled
+    training step draws it afresh each step, in the eager order.
     """
 
     def __init__(self, p: float = 0.5, seed: int | np.random.Generator | None = None) -> None:
@@ -249,9 +256,13 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
-        scale = backend.asarray(keep, dtype=x.dtype) * (1.0 / (1.0 - self.p))
-        return x * scale
+        shape, dtype = x.shape, x.dtype
+
+        def draw() -> Any:  # the mask, scaled: 1/(1-p) where kept, 0 where dropped
+            keep = self.rng.random(shape, dtype=np.float32) >= self.p
+            return backend.asarray(keep, dtype=dtype) * (1.0 / (1.0 - self.p))
+
+        return x * random_input(draw)
 
     def config(self) -> dict[str, Any]:
         return {"type": "Dropout", "p": self.p}
@@ -265,6 +276,11 @@ class Dropout(Module):
 
 class Sequential(Module):
     """Layers applied in order: ``a[l] = layer_l(a[l-1])``, ``a[0] = x``.
+
+    ``feature_names`` (the input columns' names) and ``classes`` (the label of
+    each output class, ``classes[k]``) are kept when the model learns from a
+    table (:mod:`chainrule.tables`); both are ``None`` otherwise, and both are
+    saved with the architecture.
 
     Examples
     --------
@@ -285,6 +301,8 @@ class Sequential(Module):
                 raise ConfigError(f"Sequential: layers[{i}] is a {type(layer).__name__}, not a Module.")
             layer.position = f"layers[{i}]"
         self.layers: list[Module] = list(layers)
+        self.feature_names: list[str] | None = None
+        self.classes: list[Any] | None = None
 
     def __repr__(self) -> str:
         body = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
@@ -333,7 +351,12 @@ class Sequential(Module):
         return self
 
     def config(self) -> dict[str, Any]:
-        return {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+        config: dict[str, Any] = {"type": "Sequential", "layers": [layer.config() for layer in self.layers]}
+        if self.feature_names is not None:
+            config["feature_names"] = list(self.feature_names)
+        if self.classes is not None:
+            config["classes"] = list(self.classes)
+        return config
 
     def rng_state(self) -> dict[str, Any]:
         return {str(i): s for i, layer in enumerate(self.layers) if (s := layer.rng_state())}
@@ -358,7 +381,9 @@ def from_config(config: dict[str, Any], seed: int | None = 0) -> Module:
     kind = config.get("type")
     try:
         if kind == "Sequential":
-            return Sequential(*[from_config(c, seed) for c in config["layers"]])
+            model = Sequential(*[from_config(c, seed) for c in config["layers"]])
+            model.feature_names, model.classes = config.get("feature_names"), config.get("classes")
+            return model
         if kind == "Dense":
             return Dense(
                 config["in_features"],

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from chainrule import backend, ops
-from chainrule.errors import ConfigError, ShapeError
+from chainrule.errors import ConfigError, DataError, ShapeError
 from chainrule.functional import check_labels, check_probabilities, one_hot
 from chainrule.tensor import Tensor
 
@@ -87,6 +87,12 @@ class Loss:
                 return y.reshape(-1, 1).astype(output.dtype, copy=False)
             if y.dtype.kind in "iu":
                 return one_hot(y, a_shape[1], output.dtype, who=repr(self))
+            raise DataError(  # the shape is right for labels: the dtype is what is wrong
+                f"{self!r}: got {y.dtype} targets of shape {tuple(y.shape)}, but one target per row must "
+                f"be an integer class label 0 .. {a_shape[1] - 1}; encode text labels first (a pandas "
+                "Series, or chainrule.tables.decide_target), or for numeric targets use a regression "
+                "loss (mse) with one output."
+            )
         raise ShapeError(
             f"{self!r}: expected target of shape {a_shape} or integer labels of shape "
             f"({a_shape[0] if a_shape else 1},), got {tuple(y.shape)}."
@@ -151,9 +157,7 @@ class CrossEntropy(Loss):
     fuses: ClassVar[dict[str, str]] = {"softmax": "softmax_cross_entropy"}
 
     def per_example(self, a: Tensor, y: Any) -> Tensor:
-        xp = backend.xp_of(y)
-        picked = ops.where(y != 0, a, xp.ones((), dtype=a.dtype))  # log(1) = 0 where y_j = 0
-        return -(y * ops.log(picked)).sum(axis=-1)
+        return -ops.xlogy(y, a).sum(axis=-1)  # 0 log a = 0: where y_j = 0, a_j is never read
 
 
 class _ProbabilityTargets(Loss):
@@ -177,10 +181,8 @@ class BinaryCrossEntropy(_ProbabilityTargets):
     fuses: ClassVar[dict[str, str]] = {"sigmoid": "sigmoid_binary_cross_entropy"}
 
     def per_example(self, a: Tensor, y: Any) -> Tensor:
-        one = backend.xp_of(y).ones((), dtype=a.dtype)
-        log_a = ops.log(ops.where(y != 0, a, one))
-        log_1ma = ops.log(ops.where(y != 1, 1.0 - a, one))
-        return -(y * log_a + (1.0 - y) * log_1ma).sum(axis=-1)
+        y = Tensor(y)  # 1 - y is an op of the step (a compiled step replays it on each batch)
+        return -(ops.xlogy(y, a) + ops.xlogy(1.0 - y, 1.0 - a)).sum(axis=-1)
 
 
 class SoftmaxCrossEntropy(Loss):

@@ -46,6 +46,37 @@ def accuracy(output: Any, target: Any) -> float:
     return float((pred == true).mean()) if pred.size else float("nan")
 
 
+def regression_scores(output: Any, target: Any) -> dict[str, float]:
+    """Mean absolute error, root mean squared error and R^2 of predictions ``(m, k)`` against targets.
+
+    Math
+    ----
+    MAE = mean |a - y|,  RMSE = sqrt(mean (a - y)^2),
+    R^2 = 1 - sum (a - y)^2 / sum (y - mean(y))^2, per output, averaged over the k outputs
+    (scikit-learn's ``r2_score``; a constant target gives 1 for a perfect fit, else 0).
+
+    Examples
+    --------
+    >>> regression_scores(np.array([[1.0], [2.0], [4.0]]), np.array([1.0, 3.0, 4.0]))
+    {'mae': 0.3333333333333333, 'rmse': 0.5773502691896257, 'r2': 0.7857142857142857}
+    """
+    a = np.asarray(backend.to_numpy(output.data if isinstance(output, Tensor) else output), dtype=np.float64)
+    y = np.asarray(backend.to_numpy(target.data if isinstance(target, Tensor) else target), dtype=np.float64)
+    a, y = a.reshape(len(a), -1), y.reshape(len(y), -1)
+    if a.shape != y.shape:
+        raise ShapeError(f"regression_scores: predictions of shape {a.shape} but targets of shape {y.shape}.")
+    err = a - y
+    total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    residual = (err**2).sum(axis=0)
+    constant = total == 0
+    r2 = np.where(constant, np.where(residual == 0, 1.0, 0.0), 1 - residual / np.where(constant, 1, total))
+    return {
+        "mae": float(np.abs(err).mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "r2": float(r2.mean()),
+    }
+
+
 def confusion_matrix(output: Any, target: Any, n_classes: int) -> np.ndarray:
     """``M[i, j]`` = number of examples of class ``i`` predicted as ``j``; shape ``(k, k)``."""
     matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
@@ -53,4 +84,4 @@ def confusion_matrix(output: Any, target: Any, n_classes: int) -> np.ndarray:
     return matrix
 
 
-__all__ = ["accuracy", "confusion_matrix", "predicted_classes", "true_classes"]
+__all__ = ["accuracy", "confusion_matrix", "predicted_classes", "regression_scores", "true_classes"]

@@ -8,15 +8,17 @@ a fixed contract,
 
 where ``g = dC/dout`` has the shape of ``out``. A rule that also takes a
 ``needs`` keyword (``linear``, ``dense``, ``matmul``) is told which inputs want a
-gradient, and returns None for the others instead of computing them. A rule that
-takes a ``descend`` keyword (``linear``, ``dense``: the inputs in ``descends``) can
-take an SGD step itself: ``descend[i] = alpha`` asks it to add ``alpha * dC/dinput_i``
-into input ``i`` in place and return None for it; for ``W`` that is one GEMM,
-:func:`chainrule.kernels.addmm` (:mod:`chainrule.trace` uses it). Rules
-return gradients in the *broadcast* shape when that is simpler; the driver in :mod:`chainrule.tensor`
-reduces them to each input's shape. Arrays come from the active backend and
-every function below asks :func:`chainrule.backend.xp_of` for its namespace,
-so the same table runs on NumPy and on CuPy.
+gradient, and returns None for the others instead of computing them. Rules
+return gradients in the *broadcast* shape when that is simpler; the driver in
+:mod:`chainrule.tensor` reduces them to each input's shape. Arrays come from the
+active backend and every function below asks :func:`chainrule.backend.xp_of` for
+its namespace, so the same table runs on NumPy and on CuPy.
+
+A fused op (``dense``, the softmax family, the label cross-entropy) does its
+array work through *kernels* (:func:`chainrule.backend.kernel`): each kernel is
+defined here by its reference, the math as array operations, and the backend may
+run a faster override of it instead (Numba loops, BLAS); this module never
+chooses one.
 
 Print the table with ``python -m chainrule ops``. Tests are driven by it: every
 differentiable primitive is checked against PyTorch autograd and central
@@ -35,25 +37,23 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import kernels
-from chainrule.backend import axpy, scatter_add, xp_of
-from chainrule.errors import ConfigError
+from chainrule.backend import kernel, scatter_add, xp_of
+from chainrule.errors import ConfigError, DataError
 from chainrule.tensor import VJP, Array, Primitive, Tensor
 
 PRIMITIVES: dict[str, Primitive] = {}
 
 
 def primitive(
-    vjp: VJP | None, formula: str, samples: list[dict[str, Any]] | None = None, descends: tuple[int, ...] = ()
+    vjp: VJP | None, formula: str, samples: list[dict[str, Any]] | None = None
 ) -> Callable[[Callable[..., Array]], Primitive]:
     """Register ``forward`` with its rule ``vjp`` in :data:`PRIMITIVES`.
 
-    ``samples`` lists example inputs for the table-driven tests, ``descends`` the inputs
-    the rule can update in place; see :class:`chainrule.tensor.Primitive`.
+    ``samples`` lists example inputs for the table-driven tests; see :class:`chainrule.tensor.Primitive`.
     """
 
     def register(forward: Callable[..., Array]) -> Primitive:
-        prim = Primitive(forward.__name__.strip("_"), forward, vjp, formula, samples, descends)
+        prim = Primitive(forward.__name__.strip("_"), forward, vjp, formula, samples)
         if prim.name in PRIMITIVES:
             raise ConfigError(f"primitive {prim.name!r} registered twice; pick another name.")
         PRIMITIVES[prim.name] = prim
@@ -185,85 +185,6 @@ def matmul(a: Array, b: Array) -> Array:
             f"{b.shape[-2 if b.ndim > 1 else 0]} rows"
         )
     return a @ b
-
-
-_KEEP = (None, None, None)  # ``descend`` for no input: every gradient returned
-
-
-def _linear_vjp(
-    g: Array, out: Array, a: Array, w: Array, *b: Array, needs: Any = (1, 1, 1), descend: Any = _KEEP
-) -> tuple[Array | None, ...]:
-    g2, a2 = g.reshape(-1, w.shape[0]), a.reshape(-1, w.shape[1])
-    # NOTE: the first layer's input needs no gradient: skipping g @ W saves its largest product.
-    da = g @ w if needs[0] else None  # before W is stepped below
-    if descend[1] is not None:  # W += alpha delta^T A_prev, the product never stored (a fused SGD step)
-        kernels.addmm(w, g2.T, a2, descend[1])
-    # dW = delta^T A_prev, computed as (A_prev^T delta)^T: BLAS's faster form, and laid out
-    # column-major like the W of a Dense layer, so the update runs over contiguous memory.
-    grads = (da, (a2.T @ g2).T if needs[1] and descend[1] is None else None)
-    return (*grads, _kept(g2.sum(axis=0), b[0], descend[2]) if needs[2] else None) if b else grads
-
-
-def _kept(grad: Array, x: Array, alpha: float | None) -> Array | None:
-    """``grad``; or, given a step ``alpha``, None after ``x += alpha * grad`` in place (axpy)."""
-    if alpha is None:
-        return grad
-    axpy(alpha, grad, x)
-    return None
-
-
-@primitive(
-    _linear_vjp,
-    "Z = A_prev @ W^T + b: dA_prev = delta @ W; dW = delta^T @ A_prev; db = sum_m delta",
-    [sample((5, 3), (4, 3), (4,)), sample((5, 3), (4, 3)), sample((3,), (4, 3), (4,))],
-    descends=(1, 2),
-)
-def linear(a: Array, w: Array, *b: Array) -> Array:
-    """Dense layer ``Z = A_prev @ W.T + b``, fused for speed (equals the composite).
-
-    Shapes: ``A_prev (m, n[l-1])``, ``W (n[l], n[l-1])``, ``b (n[l],)``,
-    ``Z (m, n[l])``. Math: ``z[l] = W[l] a[l-1] + b[l]`` per example (row).
-    """
-    if a.shape[-1] != w.shape[1]:
-        raise ValueError(
-            f"expected input of shape (m, {w.shape[1]}) for W of shape {tuple(w.shape)}, got {tuple(a.shape)}"
-        )
-    z = a @ w.T
-    if b:
-        z += b[0]
-    return z
-
-
-def _dense_vjp(
-    g: Array,
-    out: Array,
-    a: Array,
-    w: Array,
-    *b: Array,
-    activation: str,
-    needs: Any = (1, 1, 1),
-    descend: Any = _KEEP,
-) -> Any:
-    d, db = kernels.act_grad(g.reshape(-1, w.shape[0]), out.reshape(-1, w.shape[0]), activation, bool(b))
-    grads = _linear_vjp(
-        d.reshape(g.shape), out, a, w, needs=(*needs[:2], False), descend=(*descend[:2], None)
-    )
-    return (*grads, _kept(db, b[0], descend[2]) if needs[2] else None) if b else grads
-
-
-_ACTS = [sample((5, 3), (4, 3), *b, params={"activation": f}) for f in kernels.FUSED for b in [[(4,)], []]]
-_ACTS.append(sample((2, 5, 3), (4, 3), params={"activation": "tanh"}))
-
-
-@primitive(_dense_vjp, "a = phi(A_prev @ W^T + b): delta = g * phi'(a), then as linear", _ACTS, (1, 2))
-def dense(a: Array, w: Array, *b: Array, activation: str = "relu") -> Array:
-    """Dense layer and its activation in one op: ``a[l] = phi(A_prev @ W.T + b)``, fused loops.
-
-    ``activation`` is one of :data:`chainrule.kernels.FUSED` (``phi'`` is a function of
-    ``a[l]``); equals ``phi(linear(a, w, b))``. Shapes as :func:`linear`.
-    """
-    z = linear.forward(a, w)
-    return kernels.bias_act(z.reshape(-1, w.shape[0]), b[0] if b else None, activation).reshape(z.shape)
 
 
 # ---------------------------------------------------------- reductions
@@ -494,7 +415,21 @@ def _where(a: Array, b: Array, cond: Array) -> Array:
 
 
 # ------------------------------------------------------------ activations
-@primitive(lambda g, out, x: (g * (x > 0),), "dx = g * [x > 0]  (relu'(0) = 0)", _UNARY)
+# phi'(z) as a function of the output a = phi(z): one formula each, used by the
+# activation's own rule and by the dense op's.
+def _relu_d(a: Array) -> Array:
+    return a > 0  # relu'(0) = 0
+
+
+def _sigmoid_d(a: Array) -> Array:
+    return a * (1 - a)
+
+
+def _tanh_d(a: Array) -> Array:
+    return 1 - a * a
+
+
+@primitive(lambda g, out, x: (g * _relu_d(out),), "dx = g * [x > 0]  (relu'(0) = 0)", _UNARY)
 def relu(x: Array) -> Array:
     """Rectified linear unit ``max(x, 0)``; ``relu'(0) = 0`` as in PyTorch."""
     return xp_of(x).maximum(x, 0)
@@ -514,7 +449,22 @@ def leaky_relu(x: Array, slope: float = 0.01) -> Array:
     return xp_of(x).where(x > 0, x, x * slope)
 
 
-@primitive(lambda g, out, x: (g * out * (1 - out),), "dx = g * a (1 - a), a = sigmoid(x)", _UNARY)
+def _elu_vjp(g: Array, out: Array, x: Array, alpha: float = 1.0) -> tuple[Array]:
+    return (g * xp_of(x).where(x > 0, 1, out + alpha),)
+
+
+@primitive(
+    _elu_vjp,
+    "dx = g if x > 0 else g * (a + alpha) = g alpha e**x  (elu'(0) = alpha)",
+    [*_UNARY, sample((3, 4), params={"alpha": 0.5})],
+)
+def elu(x: Array, alpha: float = 1.0) -> Array:
+    """``x`` if ``x > 0`` else ``alpha (e**x - 1)``; ``e**x`` of ``min(x, 0)``, so it never overflows."""
+    xp = xp_of(x)
+    return xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
+
+
+@primitive(lambda g, out, x: (g * _sigmoid_d(out),), "dx = g * a (1 - a), a = sigmoid(x)", _UNARY)
 def sigmoid(x: Array) -> Array:
     """Logistic ``1 / (1 + e**-x)``, computed from ``e**-|x|`` so it never overflows."""
     xp = xp_of(x)
@@ -522,13 +472,108 @@ def sigmoid(x: Array) -> Array:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-@primitive(lambda g, out, x: (g * (1 - out * out),), "dx = g * (1 - a**2), a = tanh(x)", _UNARY)
+@primitive(lambda g, out, x: (g * _tanh_d(out),), "dx = g * (1 - a**2), a = tanh(x)", _UNARY)
 def tanh(x: Array) -> Array:
     """Hyperbolic tangent."""
     return xp_of(x).tanh(x)
 
 
-# (70, 3): more rows than columns takes kernels.rows_first's transposed path
+# The activations a dense op can apply itself: phi, and phi' as a function of a = phi(z).
+DENSE_ACTIVATIONS: dict[str, tuple[Callable[[Array], Array], Callable[[Array], Array]]] = {
+    "relu": (relu.forward, _relu_d),
+    "sigmoid": (sigmoid.forward, _sigmoid_d),
+    "tanh": (tanh.forward, _tanh_d),
+}
+
+
+# ------------------------------------------------------------ dense layers
+@kernel
+def weight_grad(delta: Array, a_prev: Array, w: Array) -> Array:
+    """``dC/dW = delta^T A_prev``, summed over the batch (``w`` only lends its layout to overrides).
+
+    Shapes: ``delta (m, n[l])``, ``A_prev (m, n[l-1])``, ``W (n[l], n[l-1])`` -> ``(n[l], n[l-1])``.
+    """
+    return delta.T @ a_prev
+
+
+def _linear_vjp(
+    g: Array, out: Array, a: Array, w: Array, *b: Array, needs: Any = (True, True, True)
+) -> tuple[Array | None, ...]:
+    g2, a2 = g.reshape(-1, w.shape[0]), a.reshape(-1, w.shape[1])
+    # NOTE: the first layer's input needs no gradient: skipping g @ W saves its largest product.
+    grads = (g @ w if needs[0] else None, weight_grad(g2, a2, w) if needs[1] else None)
+    return (*grads, g2.sum(axis=0) if needs[2] else None) if b else grads
+
+
+@primitive(
+    _linear_vjp,
+    "Z = A_prev @ W^T + b: dA_prev = delta @ W; dW = delta^T @ A_prev; db = sum_m delta",
+    [sample((5, 3), (4, 3), (4,)), sample((5, 3), (4, 3)), sample((3,), (4, 3), (4,))],
+)
+def linear(a: Array, w: Array, *b: Array) -> Array:
+    """Dense layer ``Z = A_prev @ W.T + b``, one op (equals the composite of matmul and add).
+
+    Shapes: ``A_prev (m, n[l-1])``, ``W (n[l], n[l-1])``, ``b (n[l],)``,
+    ``Z (m, n[l])``. Math: ``z[l] = W[l] a[l-1] + b[l]`` per example (row).
+    """
+    if a.shape[-1] != w.shape[1]:
+        raise ValueError(
+            f"expected input of shape (m, {w.shape[1]}) for W of shape {tuple(w.shape)}, got {tuple(a.shape)}"
+        )
+    z = a @ w.T
+    if b:
+        z += b[0]
+    return z
+
+
+@kernel
+def bias_act(z: Array, b: Array | None, activation: str) -> Array:
+    """``a = phi(z + b)``, row by row: a dense layer after its matrix product (``z`` may be overwritten).
+
+    Shapes: ``z (m, n)``, ``b (n,)`` (or broadcastable) or None -> ``a (m, n)``.
+    """
+    phi = DENSE_ACTIVATIONS[activation][0]
+    return phi(z if b is None else z + b)
+
+
+@kernel
+def act_grad(g: Array, a: Array, activation: str, want_db: bool) -> tuple[Array, Array | None]:
+    """``delta = g * phi'(z)`` from the output ``a = phi(z)``, and ``dC/db = sum over rows of delta``.
+
+    Shapes: ``g, a (m, n)`` -> ``delta (m, n)``, ``db (n,)`` (None unless ``want_db``).
+    """
+    d = g * DENSE_ACTIVATIONS[activation][1](a)
+    return d, d.sum(axis=0) if want_db else None
+
+
+def _dense_vjp(
+    g: Array, out: Array, a: Array, w: Array, *b: Array, activation: str, needs: Any = (True, True, True)
+) -> Any:
+    n = w.shape[0]
+    d, db = act_grad(g.reshape(-1, n), out.reshape(-1, n), activation, bool(b) and needs[2])
+    grads = _linear_vjp(d.reshape(g.shape), out, a, w, needs=needs[:2])
+    return (*grads, db) if b else grads
+
+
+_DENSE = [
+    sample((5, 3), (4, 3), *b, params={"activation": f}) for f in DENSE_ACTIVATIONS for b in [[(4,)], []]
+]
+_DENSE.append(sample((2, 5, 3), (4, 3), params={"activation": "tanh"}))
+
+
+@primitive(_dense_vjp, "a = phi(A_prev @ W^T + b): delta = g * phi'(a), then as linear", _DENSE)
+def dense(a: Array, w: Array, *b: Array, activation: str = "relu") -> Array:
+    """Dense layer and its activation in one op: ``a[l] = phi(A_prev @ W.T + b)``.
+
+    ``activation`` is one of :data:`DENSE_ACTIVATIONS` (``phi'`` is a function of
+    ``a[l]``, so the rule needs no ``z[l]``); equals ``phi(linear(a, w, b))``. Shapes
+    as :func:`linear`.
+    """
+    z = linear.forward(a, w)
+    return bias_act(z.reshape(-1, w.shape[0]), b[0] if b else None, activation).reshape(z.shape)
+
+
+# (70, 3): more rows than columns, the shape of a batch of class scores
 _ROWS = [sample((5,)), sample((3, 4)), sample((2, 3, 4), params={"axis": 1}), sample((70, 3))]
 
 
@@ -537,23 +582,16 @@ _ROWS = [sample((5,)), sample((3, 4)), sample((2, 3, 4), params={"axis": 1}), sa
     "dz_i = sum_j g_j a_j (delta_ij - a_i) = a_i (g_i - sum_j g_j a_j)",
     _ROWS,
 )
+@kernel
 def softmax(x: Array, axis: int = -1) -> Array:
     """``a_j = e**z_j / sum_k e**z_k`` along ``axis``; the max is subtracted first.
 
     The VJP applies the Jacobian ``da_j/dz_i = a_j (delta_ij - a_i)`` without
     building it: ``dC/dz = a * (g - sum(g * a))``.
     """
-    return kernels.softmax(x, axis)
-
-
-@primitive(
-    lambda g, out, x, axis=-1: (g - xp_of(g).exp(out) * g.sum(axis=axis, keepdims=True),),
-    "dz = g - softmax(z) * sum(g)",
-    _ROWS,
-)
-def log_softmax(x: Array, axis: int = -1) -> Array:
-    """``z - logsumexp(z)`` along ``axis``: stable log-probabilities."""
-    return x - kernels.lse(x, axis, True)
+    e = xp_of(x).exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
 
 
 @primitive(
@@ -563,15 +601,33 @@ def log_softmax(x: Array, axis: int = -1) -> Array:
     "dx = g * softmax(x)",
     [*_ROWS, sample((3, 4), params={"axis": 0, "keepdims": True})],
 )
+@kernel
 def logsumexp(x: Array, axis: int = -1, keepdims: bool = False) -> Array:
-    """Stable ``log(sum(exp(x)))`` along ``axis``."""
-    return kernels.lse(x, axis, keepdims)
+    """Stable ``log(sum(exp(x)))`` along ``axis``: the (finite) row max ``M`` is taken out first.
+
+    Math: ``lse(x) = M + log(sum(exp(x - M)))``; a row of -inf gives -inf, not NaN.
+    """
+    xp = xp_of(x)
+    m = x.max(axis=axis, keepdims=True)
+    m[~xp.isfinite(m)] = 0
+    r = xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True)) + m
+    return r if keepdims else r.squeeze(axis=axis)
+
+
+@primitive(
+    lambda g, out, x, axis=-1: (g - xp_of(g).exp(out) * g.sum(axis=axis, keepdims=True),),
+    "dz = g - softmax(z) * sum(g)",
+    _ROWS,
+)
+def log_softmax(x: Array, axis: int = -1) -> Array:
+    """``z - logsumexp(z)`` along ``axis``: stable log-probabilities."""
+    return x - logsumexp.forward(x, axis, True)
 
 
 # ------------------------------------------------------------ fused losses
 def _sce_vjp(g: Array, out: Array, z: Array, y: Array, axis: int = -1) -> tuple[Array, Array]:
     xp = xp_of(z)
-    log_a = z - kernels.lse(z, axis, True)
+    log_a = log_softmax.forward(z, axis)
     g = xp.expand_dims(g, axis)
     return g * (xp.exp(log_a) * y.sum(axis=axis, keepdims=True) - y), -g * log_a
 
@@ -588,13 +644,56 @@ def softmax_cross_entropy(z: Array, y: Array, axis: int = -1) -> Array:
     nothing even where ``z_j = -inf``.
     """
     xp = xp_of(z)
-    log_a = z - kernels.lse(z, axis, True)
+    log_a = log_softmax.forward(z, axis)
     zero = xp.zeros((), dtype=log_a.dtype)
     return -(y * xp.where(y != 0, log_a, zero)).sum(axis=axis)  # no 0 * -inf = NaN
 
 
+def check_label_range(labels: Array, n_classes: int, who: str) -> None:
+    """Raise a DataError naming the first of ``labels`` outside ``0 .. n_classes - 1``, if any."""
+    bad = (labels < 0) | (labels >= n_classes)
+    if bad.any():
+        i = int(bad.argmax())
+        raise DataError(
+            f"{who}: labels[{i}] = {int(labels[i])} is out of range for n_classes={n_classes} "
+            f"(expected 0 .. {n_classes - 1})."
+        )
+
+
+@kernel
+def sce_labels(z: Array, labels: Array) -> Array:
+    """Per-example ``-log softmax(z)_label = logsumexp(z) - z_label``.
+
+    Shapes: ``z (m, k)``, labels ``(m,)`` -> ``(m,)``.
+
+    Raises
+    ------
+    DataError
+        A label outside ``0 .. k - 1`` (a compiled step replays this op without the loss's own check).
+    """
+    check_label_range(labels, z.shape[-1], "softmax_cross_entropy_labels")
+    return logsumexp.forward(z, -1, False) - z[xp_of(z).arange(z.shape[0]), labels]
+
+
+@kernel
+def sce_labels_grad(z: Array, labels: Array, scale: Array) -> Array:
+    """``(softmax(z) - onehot(labels)) * scale``, ``scale`` a 0-d array or one per row ``(m,)``.
+
+    Raises
+    ------
+    DataError
+        A label outside ``0 .. k - 1``.
+    """
+    check_label_range(labels, z.shape[-1], "softmax_cross_entropy_labels")
+    a = softmax.forward(z, -1)
+    a[xp_of(z).arange(z.shape[0]), labels] -= 1  # a - y without building the one-hot y
+    a *= scale[:, None] if scale.ndim == 1 else scale
+    return a
+
+
 def _sparse_sce_vjp(g: Array, out: Array, z: Array, labels: Array, reduction: str = "none") -> tuple[Array]:
-    return (kernels.sce_labels_grad(z, labels, g / z.shape[0] if reduction == "mean" else g),)
+    scale = xp_of(z).asarray(g / z.shape[0] if reduction == "mean" else g, dtype=z.dtype)
+    return (sce_labels_grad(z, labels, scale),)
 
 
 @primitive(
@@ -614,10 +713,29 @@ def softmax_cross_entropy_labels(z: Array, labels: Array, reduction: str = "none
     building them. ``reduction`` ``"mean"`` or ``"sum"`` reduces over the ``m``
     examples inside the op (one op per step instead of two).
     """
-    per_example = kernels.sce_labels(z, labels)
+    per_example = sce_labels(z, labels)
     if reduction == "none":
         return per_example
     return per_example.mean() if reduction == "mean" else per_example.sum()
+
+
+def _xlogy_vjp(g: Array, out: Array, y: Array, a: Array) -> tuple[Array, Array]:
+    xp = xp_of(a)
+    nonzero = y != 0  # where y = 0 the term is 0 whatever a is: no gradient either
+    log_a = xp.where(nonzero, xp.log(xp.where(nonzero, a, 1)), 0)
+    return g * log_a, g * xp.where(nonzero, y / xp.where(nonzero, a, 1), 0)
+
+
+@primitive(
+    _xlogy_vjp,
+    "y log(a), 0 where y = 0: dy = g log(a); da = g y / a  (both 0 where y = 0)",
+    [sample((3, 4), (3, 4), domains="positive"), sample((5,), (5,), domains=["unit", "positive"])],
+)
+def xlogy(y: Array, a: Array) -> Array:
+    """Elementwise ``y log(a)``, exactly 0 where ``y = 0`` even for ``a = 0`` (``0 log 0 = 0``, no NaN)."""
+    xp = xp_of(a)
+    nonzero = y != 0
+    return xp.where(nonzero, y * xp.log(xp.where(nonzero, a, 1)), 0)
 
 
 def _sbce_vjp(g: Array, out: Array, z: Array, y: Array) -> tuple[Array, Array]:
@@ -705,6 +823,8 @@ def _install_methods() -> None:
     t.__neg__ = lambda a: negative(a)
     t.__abs__ = lambda a: abs(a)
     t.__getitem__ = lambda a, i: getitem(a, index=_index(i))
+    t.__eq__ = lambda a, b: equal(a, b)
+    t.__ne__ = lambda a, b: not_equal(a, b)
     t.__lt__ = lambda a, b: less(a, b)
     t.__le__ = lambda a, b: less_equal(a, b)
     t.__gt__ = lambda a, b: greater(a, b)
@@ -725,4 +845,5 @@ _install_methods()
 
 # every primitive by name (``where`` wraps the primitive ``_where``), and the helpers
 __all__ = [name for name in PRIMITIVES if name != "where"]
-__all__ += ["NON_DIFFERENTIABLE", "PRIMITIVES", "primitive", "sample", "table", "where"]
+__all__ += ["DENSE_ACTIVATIONS", "NON_DIFFERENTIABLE", "PRIMITIVES", "primitive", "sample", "table", "where"]
+__all__ += ["act_grad", "bias_act", "check_label_range", "sce_labels", "sce_labels_grad", "weight_grad"]

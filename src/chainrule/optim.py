@@ -51,15 +51,6 @@ class Optimizer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr}, weight_decay={self.weight_decay})"
 
-    @property
-    def plain(self) -> bool:
-        """True if :meth:`update` is exactly ``W := W - alpha dC/dW``, so a trace may fuse it.
-
-        :class:`~chainrule.train.Trainer` then lets the backward pass take that step
-        (``descend`` in :mod:`chainrule.trace`) instead of calling :meth:`update`.
-        """
-        return False
-
     def zero_grad(self) -> None:
         """Forget every parameter's gradient."""
         for p in self.params:
@@ -107,11 +98,6 @@ class Optimizer:
             self.state[int(i)][k] = int(count)
 
 
-def _descend(w: Array, lr: float, g: Array) -> None:
-    """``w -= lr g`` in place, in one pass where the BLAS allows (:func:`chainrule.backend.axpy`)."""
-    backend.axpy(-lr, g, w)
-
-
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with (Nesterov) momentum.
 
@@ -144,12 +130,6 @@ class SGD(Optimizer):
             f"weight_decay={self.weight_decay})"
         )
 
-    @property
-    def plain(self) -> bool:
-        """True without momentum and weight decay, and with SGD's own rule (not a subclass's)."""
-        rule = type(self).update is SGD.update and type(self).step is Optimizer.step
-        return rule and not (self.momentum or self.weight_decay)
-
     def update(self, w: Array, g: Array, state: dict[str, Array]) -> None:
         g = self._decayed(w, g)
         if self.momentum:
@@ -160,7 +140,28 @@ class SGD(Optimizer):
                 v *= self.momentum
                 v += g
             g = g + self.momentum * v if self.nesterov else v
-        _descend(w, self.lr, g)
+        backend.axpy(-self.lr, g, w)  # W := W - alpha g, in place (a kernel)
+
+
+@backend.kernel
+def adam_update(
+    w: Array, g: Array, m: Array, v: Array, lr: float, b1: float, b2: float, eps: float, t: int
+) -> None:
+    """Adam's step ``t`` on one parameter, in place on ``w`` and its moments ``m`` and ``v``.
+
+    Math::
+
+        m := b1 m + (1 - b1) g;  v := b2 v + (1 - b2) g^2
+        W := W - alpha (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+    """
+    xp = backend.xp_of(w)
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * (g * g)
+    denom = xp.sqrt(v / (1 - b2**t))
+    denom += eps
+    w -= (lr / (1 - b1**t)) * m / denom
 
 
 class Adam(Optimizer):
@@ -206,14 +207,7 @@ class Adam(Optimizer):
             state["m"], state["v"] = xp.zeros_like(w), xp.zeros_like(w)
         t = int(state.get("step", 0)) + 1  # per parameter, as torch.optim counts
         state["step"] = t
-        m, v = state["m"], state["v"]
-        m *= self.b1
-        m += (1 - self.b1) * g
-        v *= self.b2
-        v += (1 - self.b2) * (g * g)
-        denom = xp.sqrt(v / (1 - self.b2**t))
-        denom += self.eps
-        w -= (self.lr / (1 - self.b1**t)) * m / denom
+        adam_update(w, g, state["m"], state["v"], self.lr, self.b1, self.b2, self.eps, t)
 
 
 class AdamW(Adam):
@@ -376,6 +370,7 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
 
 __all__ = [
     "OPTIMIZERS",
+    "adam_update",
     "SGD",
     "Adam",
     "AdamW",

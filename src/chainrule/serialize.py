@@ -1,4 +1,4 @@
-"""Saving and loading models and checkpoints: safetensors + JSON, never pickle (level 6).
+"""Saving and loading models and checkpoints: safetensors + JSON, never pickle (level 7).
 
 One file holds everything: the weights (and optimizer state) as safetensors
 tensors, and in the safetensors header's metadata, as JSON strings, the
@@ -46,7 +46,8 @@ def _digest(tensors: dict[str, np.ndarray], texts: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, payload: bytes) -> None:
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a temporary file beside it, fsync and rename: all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -66,7 +67,7 @@ def _save(path: str | os.PathLike[str], tensors: dict[str, Any], texts: dict[str
     arrays = {k: np.ascontiguousarray(backend.to_numpy(v)) for k, v in tensors.items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **texts}
     meta["sha256"] = _digest(arrays, meta)
-    _write_atomic(Path(path), st_save(arrays, metadata=meta))
+    write_atomic(Path(path), st_save(arrays, metadata=meta))
 
 
 def _read(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -140,10 +141,7 @@ def _restore_weights(model: Sequential, tensors: dict[str, np.ndarray], path: An
         if arr is None or arr.shape != p.shape:
             got = None if arr is None else arr.shape
             raise SerializationError(f"{path}: weight {name!r} expected shape {p.shape}, found {got}.")
-        arr = arr.astype(p.dtype, copy=False)
-        if p.data.ndim > 1 and p.data.flags.f_contiguous:  # keep the layer's (column-major) layout
-            arr = np.asfortranarray(arr)
-        p.data = backend.asarray(arr)
+        p.data[...] = backend.to_device(arr.astype(p.dtype, copy=False))  # into the layer's own array
 
 
 def load(path: str | os.PathLike[str]) -> Sequential:
@@ -188,7 +186,7 @@ def save_checkpoint(path: str | os.PathLike[str], trainer: Trainer) -> None:
         "loss": {"name": trainer.loss.name, "reduction": trainer.loss.reduction},
         "batch_size": trainer.batch_size,
         "clip_norm": trainer.clip_norm,
-        "traced": trainer.traced,
+        "compiled": trainer.compiled,
         "fused_update": trainer.fused_update,
         "schedule": None
         if trainer.schedule is None
@@ -225,8 +223,10 @@ def _resume(path: Any, state: dict[str, Any], schedule: Any) -> Trainer:
         seed=state.get("seed", 0),
         clip_norm=state["clip_norm"],
         schedule=schedule,
-        traced=state.get("traced", True),  # absent from checkpoints written before these options
-        fused_update=state.get("fused_update", True),
+        # absent from (or, before "compiled", named "traced" in) checkpoints written before these options
+        compiled=bool(state.get("compiled", state.get("traced", True))),
+        # fused_update was on by default before it became opt-in: old checkpoints get the new default
+        fused_update=bool(state.get("fused_update", False)) and "compiled" in state,
     )
     trainer.loss.reduction = trainer.step_loss.reduction = state["loss"]["reduction"]
     trainer.epoch = int(state["epoch"])
@@ -255,4 +255,12 @@ class Checkpoint:
         return False
 
 
-__all__ = ["Checkpoint", "load", "load_checkpoint", "load_metadata", "save", "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "load",
+    "load_checkpoint",
+    "load_metadata",
+    "save",
+    "save_checkpoint",
+    "write_atomic",
+]

@@ -26,18 +26,19 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from chainrule import backend
-from chainrule.errors import DTypeError, GradientError, ShapeError
+from chainrule.errors import ChainruleError, DTypeError, GradientError, ShapeError
 
 Array = Any  # an ndarray of the active backend (numpy.ndarray or cupy.ndarray)
 Forward = Callable[..., Array]
 VJP = Callable[..., Sequence[Array | None]]
 
 _grad_enabled = [True]
+_record_every_op = [False]  # chainrule.jit, while it records a step: ops needing no gradient get nodes too
 
 if TYPE_CHECKING:  # the operators chainrule.ops installs, declared for type checkers
     from chainrule.tensor_api import TensorMethods as _TensorMethods
@@ -65,13 +66,9 @@ class Primitive:
         Example inputs the table-driven tests use: ``{"shapes": [...],
         "params": {...} or callable(rng) -> dict, "domain": "real"|"positive"|
         "unit"}``.
-    descends : tuple of int
-        Inputs the rule can update in place instead of returning their gradient: given
-        ``descend[i] = alpha`` it adds ``alpha * dC/dinput_i`` into input ``i`` and returns
-        None for it (an SGD step fused into the gradient's product; :mod:`chainrule.trace`).
     """
 
-    __slots__ = ("__dict__", "descends", "formula", "forward", "masked", "name", "samples", "vjp")
+    __slots__ = ("__dict__", "formula", "forward", "masked", "name", "samples", "vjp")
 
     def __init__(
         self,
@@ -80,10 +77,8 @@ class Primitive:
         vjp: VJP | None,
         formula: str = "",
         samples: list[dict[str, Any]] | None = None,
-        descends: tuple[int, ...] = (),
     ) -> None:
         self.name = name
-        self.descends = descends
         self.forward = forward
         self.vjp = vjp
         self.formula = formula
@@ -134,19 +129,35 @@ def apply(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Tenso
             break
         datas.append(a.data)
         record = record or a.requires_grad
+    out = forward(prim, datas, params)
+    result = _wrap(out)
+    differentiable = record and prim.vjp is not None
+    if (differentiable or _record_every_op[0]) and _grad_enabled[0]:
+        result.requires_grad = differentiable
+        result._node = (prim, parents, params)  # (on a value that needs no gradient: a recording only)
+    return result
+
+
+def forward(prim: Primitive, datas: Sequence[Array], params: dict[str, Any]) -> Array:
+    """``prim``'s forward on arrays, as an array; used by :func:`apply` and by replays of a recorded step.
+
+    Raises
+    ------
+    ShapeError, DTypeError
+        If the forward function rejects its inputs; the message names the op,
+        the input shapes and dtypes, and the parameters.
+    """
     try:
         out = prim.forward(*datas, **params)
+    except ChainruleError:
+        raise  # the op's own error (a label out of range) says it best
     except (ValueError, IndexError) as exc:
         raise ShapeError(_describe(prim, datas, params, exc)) from exc
     except TypeError as exc:
         raise DTypeError(_describe(prim, datas, params, exc)) from exc
     if isinstance(out, np.generic):  # NumPy reductions return scalars, not 0-d arrays
         out = np.asarray(out)
-    result = _wrap(out)
-    if record and prim.vjp is not None and _grad_enabled[0]:
-        result.requires_grad = True
-        result._node = (prim, parents, params)
-    return result
+    return out
 
 
 def _as_tensors(args: Sequence[Any]) -> list[Tensor]:
@@ -287,6 +298,18 @@ class Tensor(_TensorMethods):
     def __len__(self) -> int:
         return int(self.data.shape[0])
 
+    # NOTE: ``==`` and ``!=`` are elementwise (chainrule.ops installs them, as it does ``<``), so
+    # hashing stays by identity, and truth is defined only for one element, as in NumPy.
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ShapeError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; use .numpy().any() "
+                "or .numpy().all()."
+            )
+        return bool(self.data.reshape(()).item())
+
     def __repr__(self) -> str:
         extra = ", requires_grad=True" if self.requires_grad else ""
         extra += f", op={self.op!r}" if self._node is not None else ""
@@ -360,7 +383,7 @@ class Tensor(_TensorMethods):
         _run_backward(self, seed)
 
 
-def _toposort(root: Tensor) -> list[Tensor]:
+def toposort(root: Tensor) -> list[Tensor]:
     """Tensors reachable from ``root`` that require grad, inputs before outputs (iterative)."""
     order: list[Tensor] = []
     seen: set[int] = set()
@@ -377,6 +400,27 @@ def _toposort(root: Tensor) -> list[Tensor]:
         if node._node is not None:
             stack.extend((p, False) for p in node._node[1] if p.requires_grad and id(p) not in seen)
     return order
+
+
+class Step(NamedTuple):
+    """One value of the backward pass, in the order the driver visits them (outputs before inputs).
+
+    ``key`` names the value (the id of a tensor, or a slot of a recorded step) and
+    ``values[key]`` is its array. A value made by an op has the op's rule ``vjp``, the
+    keys of the op's ``inputs`` and its ``params``; ``targets[i]`` is the key that
+    collects input ``i``'s gradient (None: not wanted) and ``shapes[i]`` that input's
+    shape. A value whose gradient is kept (a leaf, or a retained intermediate) has
+    its tensor in ``keep``.
+    """
+
+    key: Any
+    vjp: VJP | None
+    name: str
+    inputs: tuple[Any, ...]
+    params: dict[str, Any]
+    targets: tuple[Any, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    keep: Tensor | None
 
 
 def _miscount(name: str, grads: Any, expected: int) -> None:
@@ -411,36 +455,60 @@ def _accumulate(t: Tensor, g: Array, owned: dict[int, Array]) -> None:
     t.grad = fresh(g, owned) if t.grad is None else t.grad + g
 
 
-def _run_backward(root: Tensor, seed: Array) -> None:
-    grads: dict[int, Array] = {id(root): seed}
-    owned = {id(_owner(seed)): _owner(seed)}  # the caller's array: a leaf must not alias it
-    for t in reversed(_toposort(root)):
-        g = grads.pop(id(t), None)
-        node = t._node
+def backprop(steps: Sequence[Step], values: Any, grads: dict[Any, Array]) -> None:
+    """Run the chain rule over ``steps``, from the gradients in ``grads`` (the seed ``dC/dC``).
+
+    For each value in turn: take its gradient ``g`` (the sum of everything its
+    consumers sent), keep it if asked (``t.grad += g``), then ask its op's rule for
+    ``dC/dinput_i = g . dout/dinput_i`` and add each, summed back to the input's shape
+    where broadcasting stretched it, into that input's gradient. The one driver:
+    :meth:`Tensor.backward` builds its steps from the graph, a recorded step
+    (:mod:`chainrule.jit`) from its recording.
+
+    Raises
+    ------
+    GradientError, ShapeError
+        A rule returned the wrong number of gradients, or one of an irreducible shape.
+    """
+    owned = {id(_owner(g)): _owner(g) for g in grads.values()}  # a leaf must not alias the seed
+    for key, vjp, name, inputs, params, targets, shapes, keep in steps:
+        g = grads.pop(key, None)
         if g is None:
             continue
-        if node is None or t._retain:
-            _accumulate(t, g, owned)
-        if node is None:
+        if keep is not None:
+            _accumulate(keep, g, owned)
+        if vjp is None:
             continue
-        prim, parents, params = node
-        datas = [p.data for p in parents]
-        if prim.masked:
-            params = {**params, "needs": tuple(p.requires_grad for p in parents)}
-        owned[id(_owner(g))] = _owner(g)  # the rule may hand g (or a view of it) to a parent as is
-        in_grads = prim.vjp(g, t.data, *datas, **params)  # type: ignore[misc]
-        if len(in_grads) != len(parents):
-            _miscount(prim.name, in_grads, len(parents))
-        for p, gp in zip(parents, in_grads, strict=True):
-            if gp is None or not p.requires_grad:
+        owner = _owner(g)
+        owned[id(owner)] = owner  # the rule may hand g (or a view of it) to an input as is
+        in_grads = vjp(g, values[key], *[values[i] for i in inputs], **params)
+        if len(in_grads) != len(inputs):
+            _miscount(name, in_grads, len(inputs))
+        for target, shape, gp in zip(targets, shapes, in_grads, strict=True):
+            if gp is None or target is None:
                 continue
-            gp = _unbroadcast(gp, p.data.shape, prim.name)
-            key = id(p)
-            grads[key] = grads[key] + gp if key in grads else gp
+            if gp.shape != shape:
+                gp = _unbroadcast(gp, shape, name)
+            grads[target] = grads[target] + gp if target in grads else gp
 
 
-__all__ = [
-    "Primitive",
-    "Tensor",
-    "apply",
-]
+def _run_backward(root: Tensor, seed: Array) -> None:
+    steps, values = [], {}
+    for t in reversed(toposort(root)):
+        values[id(t)] = t.data
+        if t._node is None:
+            steps.append(Step(id(t), None, "", (), {}, (), (), t))
+            continue
+        prim, parents, params = t._node
+        values.update((id(p), p.data) for p in parents)
+        wanted = tuple(p.requires_grad for p in parents)
+        if prim.masked:
+            params = {**params, "needs": wanted}
+        targets = tuple(id(p) if w else None for p, w in zip(parents, wanted, strict=True))
+        shapes = tuple(p.data.shape for p in parents)
+        keep = t if t._retain else None
+        steps.append(Step(id(t), prim.vjp, prim.name, tuple(map(id, parents)), params, targets, shapes, keep))
+    backprop(steps, values, {id(root): seed})
+
+
+__all__ = ["Primitive", "Step", "Tensor", "apply", "backprop", "forward", "fresh", "toposort"]

@@ -15,6 +15,8 @@ and ``delta[L] = a[L] - y``.
 from __future__ import annotations
 
 import contextlib
+import difflib
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,15 +27,17 @@ import numpy as np
 
 from chainrule import backend
 from chainrule.autograd import no_grad
+from chainrule.backend import threads as blas
 from chainrule.data import train_val_split
 from chainrule.diagnostics import Diagnostics, layers_in, plot_panel
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
+from chainrule.jit import Compiler, LearningRate
 from chainrule.layers import Sequential
 from chainrule.losses import Loss, fused, get_loss
-from chainrule.metrics import accuracy
-from chainrule.optim import Optimizer, Schedule, clip_grad_norm, get_optimizer
+from chainrule.metrics import accuracy, regression_scores
+from chainrule.optim import SGD, Optimizer, Schedule, clip_grad_norm, get_optimizer
+from chainrule.tables import model_inputs
 from chainrule.tensor import Tensor
-from chainrule.trace import TracedStep, trace
 
 
 class Callback(Protocol):
@@ -111,22 +115,31 @@ class Trainer:
         Clip the joint gradient norm to this value each step.
     schedule : callable, optional
         ``schedule(optimizer) -> Schedule``, stepped once per epoch.
-    traced : bool
-        Replay a trace of the step (:mod:`chainrule.trace`) instead of rebuilding
-        the graph every step: the same numbers, less Python work.
+    compiled : bool
+        Compile the step (:mod:`chainrule.jit`): after two recorded eager steps for
+        batches of a shape, replay the recording instead of rebuilding the graph on
+        every step. The loss, every gradient and so every weight are bit for bit the
+        eager step's; a step that cannot be compiled runs eagerly and says why once
+        (a :class:`~chainrule.errors.CompileWarning`). False: always eager.
+    threads : int, optional
+        BLAS threads per step; None (the default) chooses per epoch from the size of the
+        step's matrix products and how busy the machine is (:mod:`chainrule.backend.threads`).
     fused_update : bool
-        With a trace, plain SGD (no momentum, weight decay or ``clip_norm``) takes its
-        step inside the backward pass: ``W -= alpha delta^T A_prev`` in the GEMM that
-        would have formed ``dC/dW`` (``descend`` in :mod:`chainrule.trace`). The weights
-        are the same (to the last bit or two); the gradients are not kept, so those
-        parameters' ``grad`` is None after a step. False keeps every ``grad``.
+        Opt-in, for plain SGD only (no momentum, weight decay or ``clip_norm``): the
+        compiled step takes the update inside the backward pass, ``W -= alpha delta^T
+        A_prev`` in the GEMM that would have formed ``dC/dW``
+        (:func:`chainrule.jit.passes.fuse_sgd`). The weights equal the separate
+        update's up to rounding in the last bits; those parameters' ``grad`` stays None.
     diagnostics : bool or Diagnostics
         After each epoch, record per layer the gradient and weight norms, the update
         ratio, dead ReLUs and saturated units on a fixed probe batch, and warn about
         what they show (:mod:`chainrule.diagnostics`). Off by default.
 
-    Constructing a Trainer calls :func:`chainrule.backend.keep_freed_memory` (once per
-    process; ``CHAINRULE_KEEP_FREED_MEMORY=0`` turns it off).
+    Raises
+    ------
+    ConfigError
+        A bad batch size, a loss on logits after an output activation, or
+        ``fused_update`` with an optimizer other than plain SGD.
     """
 
     def __init__(
@@ -140,8 +153,9 @@ class Trainer:
         clip_norm: float | None = None,
         schedule: Callable[[Optimizer], Schedule] | None = None,
         optimizer_options: dict[str, Any] | None = None,
-        traced: bool = True,
-        fused_update: bool = True,
+        compiled: bool = True,
+        fused_update: bool = False,
+        threads: int | None = None,
         diagnostics: bool | Diagnostics = False,
     ) -> None:
         if batch_size < 1:
@@ -158,7 +172,6 @@ class Trainer:
             )
         if isinstance(optimizer, str):
             optimizer = get_optimizer(optimizer, model.parameters(), lr=lr, **(optimizer_options or {}))
-        self.optimizer = optimizer
         self.schedule = schedule(optimizer) if schedule else None
         self.batch_size = int(batch_size)
         self.clip_norm = clip_norm
@@ -167,11 +180,35 @@ class Trainer:
         self.epoch = 0
         self.history = History()
         self.stop = False
-        self.traced = traced
+        self.compiled = compiled
         self.fused_update = fused_update
         self.diagnostics = Diagnostics() if diagnostics is True else diagnostics or None
-        backend.keep_freed_memory()  # steps reuse freed memory instead of faulting it in anew
-        self._traces: dict[tuple[Any, ...], TracedStep | None] = {}
+        self.threads = blas.check_threads(threads)
+        self.blas_threads = 1  # what the last epoch used
+        self._cpu = blas.CpuMeter()
+        self._lr = LearningRate(optimizer.lr)
+        self.optimizer = optimizer
+
+    @property
+    def optimizer(self) -> Optimizer:
+        """The optimizer; setting another one compiles the step afresh for it."""
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, optimizer: Optimizer) -> None:
+        if self.fused_update and not _plain_sgd(optimizer, self.clip_norm):
+            raise ConfigError(
+                f"Trainer: fused_update takes plain SGD (no momentum, weight decay or clip_norm), "
+                f"got {optimizer!r} with clip_norm={self.clip_norm}; pass fused_update=False."
+            )
+        self._optimizer = optimizer
+        self._compiler = Compiler(
+            self._loss_of,
+            self.model.parameters,
+            fuse=optimizer.params if self.fused_update else (),
+            lr=self._lr,
+            enabled=self.compiled,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -183,49 +220,24 @@ class Trainer:
     def train_step(self, xb: Any, yb: Any, step: int = 0) -> float:
         """One forward, one backward, one update on a batch; returns the batch loss.
 
-        Steps run on a trace of the first batch of each shape (:mod:`chainrule.trace`),
-        the same arithmetic without rebuilding the graph; a model whose graph
-        cannot be traced (active dropout) runs on the eager engine.
+        The step is compiled (see ``compiled``): its numbers are the eager step's.
         """
-        step_fn = self._traced(xb, yb) if self.traced else None
         self.optimizer.zero_grad()  # a frozen parameter must not keep a stale gradient
-        if step_fn is None:
-            cost = self._loss_of(Tensor(xb), yb)
-            cost.backward()
-            value = float(cost.data)
-        else:  # a fused step moves its parameters here, unless the loss is not finite
-            value = float(step_fn(xb, yb, self.optimizer.lr))
+        self._lr.value = self.optimizer.lr
+        batch = {"x": xb, "y": yb}
+        value = float(self._compiler(batch, self.model.training))
         if not math.isfinite(value):
-            if step_fn is not None and step_fn.descended:  # no gradients were kept: find the culprit
-                self._loss_of(Tensor(xb), yb).backward()
+            if self.fused_update:  # a fused step kept no gradient: find the culprit eagerly
+                self.optimizer.zero_grad()
+                self._compiler.eager(batch)
             raise GradientError(self._non_finite_message(value, step))
         if self.clip_norm is not None:
             clip_grad_norm(self.optimizer.params, self.clip_norm)
         self.optimizer.step()
         return value
 
-    def _loss_of(self, xb: Tensor, yb: Any) -> Tensor:
-        return self.step_loss(self.model(xb, logits=self.logits), yb)
-
-    def _traced(self, xb: Any, yb: Any) -> TracedStep | None:
-        """The trace for batches of this shape, recorded on first use; None if untraceable."""
-        params = self.model.parameters()
-        fuse = self.fused_update and self.clip_norm is None and self.optimizer.plain
-        key: tuple[Any, ...] = (type(xb), xb.shape, xb.dtype, yb.shape, yb.dtype, self.model.training)
-        key += (self.step_loss.reduction, fuse)
-        key += tuple([(p.requires_grad, p.data.dtype) for p in params])  # frozen or recast: trace anew
-        key += tuple(map(id, self.optimizer.params))  # a new optimizer wants other gradients or steps
-        if key not in self._traces:
-            rng_state = self.model.rng_state()
-            descend = self.optimizer.params if fuse else ()
-            try:
-                self._traces[key] = trace(
-                    self._loss_of, self.optimizer.params, xb, yb, watch=params, descend=descend
-                )
-            except ConfigError:  # e.g. dropout masks: undo the draws the attempt made
-                self.model.set_rng_state(rng_state)
-                self._traces[key] = None
-        return self._traces[key]
+    def _loss_of(self, x: Tensor, y: Any) -> Tensor:
+        return self.step_loss(self.model(x, logits=self.logits), y)
 
     def _non_finite_message(self, value: float, step: int) -> str:
         """Name the first layer whose gradient (or, if that is the cause, weight) is non-finite."""
@@ -268,11 +280,15 @@ class Trainer:
         by batch size); with ``reduction="sum"`` the sum over all examples.
         """
         self.model.train()
+        self._compiler.verify()  # each compiled step records once more and checks it is unchanged
         mean = self.step_loss.reduction == "mean"
         total, seen = 0.0, 0
-        for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
-            total += self.train_step(xb, yb, step) * (xb.shape[0] if mean else 1)
-            seen += xb.shape[0]
+        largest = blas.largest_product(self.model, min(self.batch_size, x.shape[0]))
+        self.blas_threads = blas.choose(largest, self._cpu, self.threads)
+        with blas.limit(self.blas_threads):
+            for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
+                total += self.train_step(xb, yb, step) * (xb.shape[0] if mean else 1)
+                seen += xb.shape[0]
         return total / seen if mean else total
 
     # ------------------------------------------------------------------ fit
@@ -286,13 +302,14 @@ class Trainer:
         shuffle: bool = True,
         callbacks: Sequence[Callback] = (),
         verbose: int = 1,
+        **misspelt: Any,
     ) -> History:
         """Train until ``epochs`` epochs have run in total (so a resumed trainer continues).
 
         Parameters
         ----------
-        x : array, shape (m, n[0])
-        y : array, shape (m,) integer labels or (m, n[L]) targets
+        x : array, shape (m, n[0]), or a pandas/polars DataFrame (its column names are kept)
+        y : array, shape (m,) integer labels or (m, n[L]) targets, or a Series (text labels encoded)
         validation_data : (x_val, y_val), optional
         validation_split : float
             Fraction of ``(x, y)`` held out for validation (a cut seeded by ``seed``, the same
@@ -300,8 +317,17 @@ class Trainer:
             class labels).
         verbose : int
             0 silent; 1 a tqdm progress bar over epochs with the metrics.
+
+        Raises
+        ------
+        ConfigError
+            An unknown option (the nearest valid one is named).
         """
-        x, y = check_data(x, y)
+        valid = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "misspelt"}
+        _check_options("Trainer.fit", misspelt, valid)
+        x, y = check_data(*model_inputs(self.model, x, y, "fit"))  # DataFrames, Series, text labels
+        if validation_data is not None:
+            validation_data = model_inputs(self.model, *validation_data, "fit validation_data")
         if validation_data is None and validation_split:
             # NOTE: a generator of its own, not self.rng: a resumed or continued fit must cut the same split
             x, y, validation_data = _split(x, y, validation_split, self.seed)
@@ -353,12 +379,20 @@ class Trainer:
 
     def _epoch_metrics(self, x: Any, y: Any, val: Any, classify: bool) -> dict[str, float]:
         logs: dict[str, float] = {}
-        if classify:
-            logs["accuracy"] = evaluate(self.model, x, y, self.loss, self.batch_size)["accuracy"]
-        if val is not None:
-            scores = evaluate(self.model, val[0], val[1], self.loss, self.batch_size)
-            logs.update({f"val_{k}": v for k, v in scores.items()})
+        with blas.limit(self.blas_threads):  # the epoch's choice of threads
+            if classify:
+                logs["accuracy"] = evaluate(self.model, x, y, self.loss, self.batch_size)["accuracy"]
+            if val is not None:
+                scores = evaluate(self.model, val[0], val[1], self.loss, self.batch_size)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
         return logs
+
+
+def _plain_sgd(optimizer: Optimizer, clip_norm: float | None) -> bool:
+    """True if the update is exactly ``W := W - alpha dC/dW`` (what a fused update takes)."""
+    return (
+        type(optimizer) is SGD and not optimizer.momentum and not optimizer.weight_decay and clip_norm is None
+    )
 
 
 def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> Any:
@@ -401,7 +435,10 @@ def fit(
     >>> h["accuracy"][-1] > 0.9
     True
     """
-    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "traced", "fused_update", "diagnostics"}
+    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "compiled", "fused_update", "diagnostics"}
+    fit_keys = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "epochs", "misspelt"}
+    own = set(inspect.signature(fit).parameters) - {"options"}  # a misspelt 'epoch' is near 'epochs'
+    _check_options("fit", options, trainer_keys | fit_keys | own)
     trainer = Trainer(
         model,
         loss,
@@ -414,35 +451,71 @@ def fit(
     return trainer.fit(x, y, epochs, **{k: v for k, v in options.items() if k not in trainer_keys})
 
 
+def _check_options(who: str, options: dict[str, Any], valid: set[str]) -> None:
+    """A ConfigError naming the first option not in ``valid``, and the nearest valid one."""
+    for key in options:
+        if key not in valid:
+            near = difflib.get_close_matches(key, sorted(valid), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; valid options: {sorted(valid)}."
+            raise ConfigError(f"{who}: unknown option {key!r}{hint}")
+
+
+def _inputs(model: Sequential, x: Any) -> Any:
+    """``x`` (any array-like, on any device) as an array of the model's dtype on the active device."""
+    dtype = model.parameters()[0].dtype
+    return backend.asarray(np.asarray(backend.to_numpy(x)).astype(dtype, copy=False))
+
+
+def _default_loss(model: Sequential) -> str:
+    """The loss a model's output suggests: cross-entropy after softmax or sigmoid, else MSE."""
+    return {"softmax": "cross_entropy", "sigmoid": "binary_cross_entropy"}.get(model.output_activation, "mse")
+
+
 @contextlib.contextmanager
-def _evaluating(model: Sequential, x: Any, who: str) -> Iterator[None]:
-    """Eval mode and no graph for the block; the model's previous mode is restored after it."""
+def _evaluating(model: Sequential, x: Any, who: str, batch_size: int) -> Iterator[None]:
+    """Eval mode, no graph and the BLAS threads for the block; the model's mode is restored after it."""
     if x.shape[0] == 0:
         raise DataError(f"{who}: no examples (0 rows).")
     was_training = model.training
     model.eval()
     try:
-        with no_grad():
+        with no_grad(), blas.limit(blas.choose(blas.largest_product(model, min(batch_size, x.shape[0])))):
             yield
     finally:
         model.train(was_training)
 
 
 def predict(model: Sequential, x: Any, batch_size: int = 1024) -> np.ndarray:
-    """Outputs ``a[L]`` for inputs ``x`` of shape ``(m, n[0])``, in eval mode, as NumPy."""
-    dtype = model.parameters()[0].dtype
-    x = backend.asarray(np.asarray(backend.to_numpy(x)).astype(dtype, copy=False))
-    with _evaluating(model, x, "predict"):
+    """Outputs ``a[L]`` for inputs ``x`` of shape ``(m, n[0])``, in eval mode, as NumPy.
+
+    ``x`` may be any array-like (a list, a NumPy or CuPy array of any dtype, a DataFrame):
+    it is cast to the model's dtype and moved to the active device.
+    """
+    x, _ = model_inputs(model, x, None, "predict")
+    x = _inputs(model, x)
+    with _evaluating(model, x, "predict", batch_size):
         parts = [model(x[i : i + batch_size]).numpy() for i in range(0, x.shape[0], batch_size)]
     return np.concatenate(parts)
 
 
-def evaluate(model: Sequential, x: Any, y: Any, loss: str | Loss, batch_size: int = 1024) -> dict[str, float]:
-    """Mean loss (and accuracy for classification) over ``(x, y)``, without gradients."""
-    loss = get_loss(loss)
+def evaluate(
+    model: Sequential, x: Any, y: Any, loss: str | Loss | None = None, batch_size: int = 1024
+) -> dict[str, float]:
+    """Mean loss, and accuracy (classes) or MAE, RMSE and R^2 (regression) over ``(x, y)``, no gradients.
+
+    ``x`` takes what :func:`predict` takes; ``y`` any array-like of labels or targets (DataFrames
+    and Series too: :func:`chainrule.tables.model_inputs`). ``loss`` defaults to the one the
+    output suggests (``cross_entropy`` after softmax, ``binary_cross_entropy`` after sigmoid,
+    else ``mse``).
+    """
+    x, y = model_inputs(model, x, y, "evaluate")
+    x = _inputs(model, x)
+    y = np.asarray(backend.to_numpy(y))
+    y = backend.asarray(y.astype(x.dtype, copy=False) if y.dtype.kind == "f" else y)
+    loss = get_loss(_default_loss(model) if loss is None else loss)
     step_loss = fused(loss, model.output_activation)
     total, outputs = 0.0, []
-    with _evaluating(model, x, "evaluate"):
+    with _evaluating(model, x, "evaluate", batch_size):
         for i in range(0, x.shape[0], batch_size):
             xb, yb = x[i : i + batch_size], y[i : i + batch_size]
             out = model(xb, logits=step_loss is not None)
@@ -456,6 +529,8 @@ def evaluate(model: Sequential, x: Any, y: Any, loss: str | Loss, batch_size: in
         if (step_loss is not None or loss.from_logits) and out_all.shape[1] == 1:
             out_all = (out_all > 0).astype(np.float64)  # sigmoid logits: z > 0 <=> a > 0.5
         scores["accuracy"] = accuracy(out_all, backend.to_numpy(y))
+    else:
+        scores.update(regression_scores(np.concatenate(outputs), y))
     return scores
 
 
@@ -474,7 +549,7 @@ class EarlyStopping:
     ) -> None:
         self.monitor, self.patience, self.min_delta = monitor, int(patience), float(min_delta)
         self.restore_best_weights = restore_best_weights
-        self.mode = "max" if "accuracy" in monitor else "min"
+        self.mode = "max" if "accuracy" in monitor or "r2" in monitor else "min"
         self.best = -math.inf if self.mode == "max" else math.inf
         self.best_epoch = 0
         self.wait = 0

@@ -1,4 +1,4 @@
-"""The ``chainrule`` command line (level 8): one module per command, one error boundary.
+"""The ``chainrule`` command line (level 9): one module per command, one error boundary.
 
 Every error in arguments or data prints one line to stderr and exits with
 status 2; ``--debug`` shows the full traceback instead.
@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from chainrule.cli import check, exercise, explain, models, train
+from chainrule.cli import check, download, exercise, explain, models, onnx, train
 from chainrule.cli.common import Parser
 from chainrule.errors import ChainruleError
 
@@ -37,14 +37,38 @@ COMMANDS: list[Command] = [
         explain.cmd_explain,
     ),
     ("ops", "print the table of primitives and their derivative rules", explain.add_ops, explain.cmd_ops),
+    (download.NAME, download.HELP, download.add_arguments, download.run),
+    ("export", "write a saved model as ONNX, to run anywhere", onnx.add_export, onnx.cmd_export),
+    (
+        "import",
+        "read an ONNX MLP (PyTorch, skl2onnx, ...) into a chainrule model",
+        onnx.add_import,
+        onnx.cmd_import,
+    ),
     (check.NAME, check.HELP, check.add_arguments, check.run),
     (exercise.NAME, exercise.HELP, exercise.add_arguments, exercise.run),
 ]
 
 
+def version() -> str:
+    """``chainrule 0.1.0 (Python 3.11.7, NumPy 2.4.6)``: what a bug report needs."""
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    import numpy
+
+    try:
+        ours = installed("chainrule")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        ours = "(not installed)"
+    return f"chainrule {ours} (Python {platform.python_version()}, NumPy {numpy.__version__})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog="chainrule", description="Neural networks trained by the chain rule.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text, add_arguments, _ in COMMANDS:
         add_arguments(sub.add_parser(name, help=help_text))

@@ -1,6 +1,6 @@
 """``chainrule check``: check hand-worked answers against a spec, naming the first mistake.
 
-Part of :mod:`chainrule.cli` (level 8).
+Part of :mod:`chainrule.cli` (level 9).
 """
 
 from __future__ import annotations

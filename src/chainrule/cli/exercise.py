@@ -1,6 +1,6 @@
 """``chainrule exercise``: write a fresh backprop exercise per seed (spec, answer template, solution).
 
-Part of :mod:`chainrule.cli` (level 8).
+Part of :mod:`chainrule.cli` (level 9).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ The package, one concern per file (this file keeps :data:`DATASETS` and :func:`l
 ==========================  ==================================================
 ``_core``                   :class:`Dataset`, its validation, seeded splits, the cache folder
 ``builtin``                 digits, MNIST-1D and the synthetic sets
-``files``                   IDX, CSV, NPZ and NPY readers
+``files``                   IDX, CSV, NPZ and NPY readers (CSV targets decided by :mod:`chainrule.tables`)
 ``fetch``                   the opt-in download: mirrors, SHA-256 digests, MNIST from the cache
 ==========================  ==================================================
 """
@@ -60,6 +60,7 @@ from chainrule.datasets.files import (
     load_npz,
     read_csv,
     read_idx,
+    read_inputs,
 )
 from chainrule.errors import ConfigError, DataError
 
@@ -134,6 +135,11 @@ x_test=(4, 2) float32, y_test=(4,) int64)
     )
 
 
+def downloaded(name: str, cache_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Whether the opt-in data set ``name`` (``mnist``, ``fashion-mnist``) is in the cache folder."""
+    return _has_idx_layout(default_cache_dir(cache_dir) / name)
+
+
 def _call(loader: Callable[..., Any], what: str, options: dict[str, Any]) -> Dataset:
     """Call ``loader(what, **options)`` (or ``loader(**options)`` for names), options checked first."""
     signature = inspect.signature(loader)
@@ -160,6 +166,7 @@ __all__ = [
     "default_cache_dir",
     "digits",
     "download",
+    "downloaded",
     "fashion_mnist",
     "load",
     "load_csv",
@@ -172,6 +179,7 @@ __all__ = [
     "moons",
     "read_csv",
     "read_idx",
+    "read_inputs",
     "regression",
     "spirals",
     "teacher",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +36,15 @@ class Dataset:
         Where the data came from: a registered name or a file name.
     task : {"classification", "regression"}
     n_classes : int or None
-        Number of classes; ``None`` for regression. Inferred as ``max(label) + 1``
-        when not given.
+        Number of classes; ``None`` for regression. Inferred as ``len(classes)``,
+        else ``max(label) + 1``, when not given.
+    classes : list, optional
+        The label of each class code (``classes[y]``), for a table whose labels
+        were encoded (text, 1-based, sparse); ``None`` when the codes are the labels.
+    feature_names : list of str, optional
+        The input columns' names (a CSV header); ``target_name`` the target's.
+    task_reason : str, optional
+        Why the task was inferred (``None`` when it was given or is the data set's own).
 
     Shapes
     ------
@@ -69,10 +77,18 @@ class Dataset:
         name: str = "dataset",
         task: str = "classification",
         n_classes: int | None = None,
+        classes: list[Any] | None = None,
+        feature_names: list[str] | None = None,
+        target_name: str | None = None,
+        task_reason: str | None = None,
     ) -> None:
         if task not in TASKS:
             raise ConfigError(f"Dataset {name!r}: task must be one of {TASKS}, got {task!r}.")
         self.name, self.task = name, task
+        self.classes, self.feature_names, self.target_name = classes, feature_names, target_name
+        self.task_reason = task_reason
+        if classes is not None and n_classes is None:
+            n_classes = len(classes)
         self.x_train = _as_inputs(x_train, name, "x_train")
         self.x_test = _as_inputs(x_test, name, "x_test")
         if self.x_train.shape[0] == 0:
@@ -136,6 +152,13 @@ def _as_labels(y: np.ndarray, name: str, key: str) -> np.ndarray:
         if not np.all(y == np.round(y)):
             raise DataError(
                 f"{name}: {key} has non-integer class labels; pass task='regression' for float targets."
+            )
+        huge = np.flatnonzero(np.abs(y) >= 2.0**62)
+        if huge.size:  # NOTE: int64 would wrap it (1e21 became -9223372036854775808)
+            i = int(huge[0])
+            raise DataError(
+                f"{name}: {key}[{i}] = {y[i]:g} is not a class number (0 .. n_classes - 1); "
+                "pass task='regression' for numeric targets, or encode the labels first."
             )
     elif not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{name}: {key} must hold integer class labels, got dtype {y.dtype}.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from chainrule.datasets._core import TASKS, Dataset, _as_labels, _check_finite, _split
 from chainrule.errors import ConfigError, DataError
+from chainrule.tables import FLOAT32_MAX, Label, decide_target, preview, target_words
 
 # ----------------------------------------------------------------------------- IDX files (MNIST)
 
@@ -180,6 +181,8 @@ def _resolve_column(target: str | int, header: list[str] | None, n_cols: int, wh
             raise ConfigError(f"{where}: target={target!r} names a column, but the file has no header row.")
         if target not in header:
             raise ConfigError(f"{where}: no column named {target!r}; the header has {header}.")
+        if header.count(target) > 1:
+            raise ConfigError(f"{where}: two columns are named {target!r}; pick one by index.")
         return header.index(target)
     col = target + n_cols if target < 0 else target
     if not 0 <= col < n_cols:
@@ -195,13 +198,93 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+def _is_header(first: list[str], second: list[str] | None) -> bool:
+    """A header has a name (non-empty, not a number) where the next row has a number.
+
+    A column of text labels says nothing either way, so a headerless file whose
+    labels are words (``5.1,3.5,setosa``) is not taken for a header.
+    """
+    names = [bool(c.strip()) and not _is_number(c) for c in first]
+    if second is None or not any(_is_number(c) for c in second):
+        return any(names)
+    return any(n and _is_number(c) for n, c in zip(names, second, strict=False))
+
+
+class _Cells:
+    """A CSV file's rows as text: the header (or None), the body, and each body row's line number."""
+
+    def __init__(self, path: Path, header: bool | None, delimiter: str) -> None:
+        if not path.is_file():
+            raise DataError(f"{path}: no such file.")
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(reader_line, row) for reader_line, row in _csv_rows(f, delimiter) if row]
+        if not rows:
+            raise DataError(f"{path.name}: the CSV file is empty; the dataset has no rows.")
+        first = rows[0][1]
+        second = rows[1][1] if len(rows) > 1 else None
+        has_header = header if header is not None else _is_header(first, second)
+        self.path, self.file = path, path.name
+        self.names = [c.strip() for c in first] if has_header else None
+        body = rows[1:] if has_header else rows
+        if not body:
+            raise DataError(f"{path.name}: the CSV file has a header but no data rows; the dataset is empty.")
+        self.n_cols = len(first)
+        for line, row in body:
+            if len(row) != self.n_cols:
+                raise DataError(
+                    f"{path.name}: line {line} has {len(row)} cells, expected {self.n_cols} "
+                    f"(as on line {rows[0][0]})."
+                )
+        self.lines = [line for line, _ in body]
+        self.rows = [row for _, row in body]
+
+    def label(self, j: int) -> str:
+        """``column 3 ('b')``: 1-based, with the header name when there is one."""
+        return f"column {j + 1}" + (f" ({self.names[j]!r})" if self.names else "")
+
+    def where(self, i: int, j: int) -> str:
+        """``d.csv: line 7, column 3 ('b')`` for body row ``i``, column ``j`` (both 0-based)."""
+        return f"{self.file}: line {self.lines[i]}, {self.label(j)}"
+
+    def numbers(self, columns: list[int]) -> np.ndarray:
+        """The ``columns`` as float64 ``(m, len(columns))``: every cell a finite number that float32 holds.
+
+        Raises
+        ------
+        DataError
+            Naming the line and column of the first empty, non-numeric, NaN,
+            infinite or too large (beyond float32's +-3.4e38) cell.
+        """
+        table = np.empty((len(self.rows), len(columns)), dtype=np.float64)
+        for i, row in enumerate(self.rows):
+            for out, j in enumerate(columns):
+                cell = row[j]
+                try:
+                    value = float(cell)
+                except ValueError:
+                    shown = "an empty cell" if not cell.strip() else f"{cell!r}"
+                    raise DataError(f"{self.where(i, j)}: cannot parse {shown} as a number.") from None
+                if not np.isfinite(value):
+                    raise DataError(
+                        f"{self.where(i, j)}: value {cell.strip()!r} is NaN or infinite; "
+                        "clean or drop this row."
+                    )
+                if abs(value) > FLOAT32_MAX:
+                    raise DataError(
+                        f"{self.where(i, j)}: value {cell.strip()!r} is beyond float32's range "
+                        f"(+-{FLOAT32_MAX:.4g}), in which chainrule computes; rescale this column."
+                    )
+                table[i, out] = value
+        return table
+
+
 def read_csv(
     path: str | os.PathLike[str],
     target: str | int = -1,
     header: bool | None = None,
     delimiter: str = ",",
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """Parse a numeric CSV table into inputs and one target column.
+    """Parse a CSV table into numeric inputs and one target column.
 
     Parameters
     ----------
@@ -209,63 +292,80 @@ def read_csv(
     target : str or int, default -1
         The target column, by header name or by 0-based index (negative counts from the end).
     header : bool, optional
-        Whether the first row is a header; auto-detected when ``None`` (a header
-        is a first row with any cell that is not a number).
+        Whether the first row is a header; auto-detected when ``None``: a header
+        has a name (a cell that is not a number) above a number in the next row.
     delimiter : str, default ","
 
     Returns
     -------
     x : (m, n_columns - 1) float64
-    y : (m,) float64
+    y : (m,) float64 when every target cell is a number, else the cells' text (str)
     header : list of str, or None
 
     Raises
     ------
     DataError
-        A non-numeric or empty cell, NaN or infinity, or a row with the wrong
-        number of cells: the message names the file, the 1-based line of the file
-        and the 1-based column (and its header name). An empty file or table.
+        An input cell that is empty, not a number, NaN, infinite or beyond
+        float32's range, or a row with the wrong number of cells: the message
+        names the file, the 1-based line of the file and the 1-based column (and
+        its header name). An empty file or table.
     ConfigError
         An unknown target column.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file.")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [(reader_line, row) for reader_line, row in _csv_rows(f, delimiter) if row]
-    if not rows:
-        raise DataError(f"{path.name}: the CSV file is empty; the dataset has no rows.")
-    first = rows[0][1]
-    has_header = header if header is not None else not all(_is_number(c) for c in first)
-    names = [c.strip() for c in first] if has_header else None
-    body = rows[1:] if has_header else rows
-    if not body:
-        raise DataError(f"{path.name}: the CSV file has a header but no data rows; the dataset is empty.")
-    n_cols = len(first)
-    col_t = _resolve_column(target, names, n_cols, path.name)
-    table = np.empty((len(body), n_cols), dtype=np.float64)
-    for i, (line, row) in enumerate(body):
-        if len(row) != n_cols:
+    cells = _Cells(Path(path), header, delimiter)
+    col_t = _resolve_column(target, cells.names, cells.n_cols, cells.file)
+    x = cells.numbers([j for j in range(cells.n_cols) if j != col_t])
+    text = np.array([row[col_t].strip() for row in cells.rows])
+    y = np.array([float(c) for c in text]) if all(_is_number(c) for c in text) else text
+    return x, y, cells.names
+
+
+def read_inputs(
+    path: str | os.PathLike[str],
+    features: list[str] | None = None,
+    n_features: int | None = None,
+    skip: tuple[str, ...] = (),
+    header: bool | None = None,
+    delimiter: str = ",",
+) -> tuple[np.ndarray, list[int]]:
+    """Inputs for a trained model from a CSV file, read as :func:`read_csv` reads a training file.
+
+    With a header and the model's ``features`` (names), the columns are picked
+    by name, in the model's order; a column in ``skip`` (the target, when the
+    file still has it) is left out. Otherwise every column is an input.
+
+    Returns
+    -------
+    x : (m, n_features) float64
+    lines : list of int
+        The file's line number of each row, for messages about a row.
+
+    Raises
+    ------
+    DataError
+        A cell as in :func:`read_csv`; a feature column missing from the header,
+        a column the model does not know, or the wrong number of columns.
+    """
+    cells = _Cells(Path(path), header, delimiter)
+    names = cells.names
+    if names is not None and features is not None:
+        extra = [n for n in names if n not in features and n not in skip]
+        missing = [n for n in features if n not in names]
+        if missing or extra:
+            problem = f"has no column {preview(missing)}" if missing else f"has columns {preview(extra)}"
             raise DataError(
-                f"{path.name}: line {line} has {len(row)} cells, expected {n_cols} (as on line {rows[0][0]})."
+                f"{cells.file}: {problem}, but the model takes the columns {preview(features)} "
+                "(by name, in any order)."
             )
-        for j, cell in enumerate(row):
-            label = f"column {j + 1}" + (f" ({names[j]!r})" if names else "")
-            try:
-                value = float(cell)
-            except ValueError:
-                shown = "an empty cell" if not cell.strip() else f"{cell!r}"
-                raise DataError(
-                    f"{path.name}: line {line}, {label}: cannot parse {shown} as a number."
-                ) from None
-            if not np.isfinite(value):
-                raise DataError(
-                    f"{path.name}: line {line}, {label}: value {cell.strip()!r} is NaN or infinite; "
-                    "clean or drop this row."
-                )
-            table[i, j] = value
-    x = np.delete(table, col_t, axis=1)
-    return x, table[:, col_t], names
+        columns = [names.index(n) for n in features]
+    else:
+        columns = [j for j in range(cells.n_cols) if names is None or names[j] not in skip]
+    if n_features is not None and len(columns) != n_features:
+        raise DataError(
+            f"{cells.file}: {len(columns)} input columns, but the model takes {n_features} (n[0]); "
+            "one row per example, one column per feature (a header row lets columns be picked by name)."
+        )
+    return cells.numbers(columns), cells.lines
 
 
 def _csv_rows(f: Any, delimiter: str) -> Iterator[tuple[int, list[str]]]:
@@ -301,21 +401,80 @@ def load_csv(
     delimiter: str = ",",
     task: str = "auto",
     n_classes: int | None = None,
+    classes: Sequence[Label] | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> Dataset:
     """A CSV table as a Dataset, split seeded (stratified for classes) into train and test.
 
-    ``task='auto'`` treats a target of whole numbers as class labels, anything
-    else as regression. See :func:`read_csv` for parsing and its errors.
+    The target column (default: the last) decides the task unless ``task`` is
+    given: see :func:`chainrule.tables.decide_target` for the rules (text labels
+    and whole numbers with few distinct values are classes; fractions are
+    regression; a column that could be either is refused, asking for ``task``).
+    Class labels of any kind (``setosa``, ``1..3``, ``10, 20, 30``, ``-1/1``) are
+    encoded ``0 .. k-1`` in sorted order; ``Dataset.classes`` holds them.
+
+    Parameters
+    ----------
+    classes : sequence, optional
+        Encode the labels by these class names (a trained model's) instead of
+        the file's own; a label outside them is an error.
+
+    See :func:`read_csv` for parsing and its errors.
+
+    Raises
+    ------
+    DataError
+        From :func:`read_csv`; a target with one value in every row; a class
+        with a single row (it cannot be in both the training and test split);
+        more classes than ``n_classes``.
+    ConfigError
+        An ambiguous target column under ``task="auto"``: pass ``task``.
     """
-    x, y, _ = read_csv(path, target=target, header=header, delimiter=delimiter)
-    kind = _task_of(y, task)
-    name = Path(path).name
-    if kind == "classification":
-        y = _as_labels(y, name, "target")
-    parts = _split(x, y, test_fraction=test_fraction, seed=seed, stratify=kind == "classification", name=name)
-    return Dataset(*parts, name=name, task=kind, n_classes=n_classes)
+    cells = _Cells(Path(path), header, delimiter)
+    col_t = _resolve_column(target, cells.names, cells.n_cols, cells.file)
+    x = cells.numbers([j for j in range(cells.n_cols) if j != col_t])
+    column = np.array([row[col_t].strip() for row in cells.rows])
+    name = cells.names[col_t] if cells.names else f"column {col_t + 1}"
+    decided = decide_target(
+        column, task, name=name, where=lambda i: cells.where(i, col_t), classes=classes, source=cells.file
+    )
+    y = decided.values
+    if decided.classes is not None:
+        if n_classes is not None and len(decided.classes) > n_classes:
+            raise DataError(
+                f"{cells.file}: {target_words(name)} has {len(decided.classes)} classes "
+                f"({preview(decided.classes)}), more than n_classes={n_classes}."
+            )
+        if test_fraction > 0 and classes is None:
+            _check_class_sizes(y, decided.classes, cells, col_t)
+    stratify = decided.task == "classification"  # the same rows as training when it is the same file
+    parts = _split(x, y, test_fraction=test_fraction, seed=seed, stratify=stratify, name=cells.file)
+    features = [n for j, n in enumerate(cells.names) if j != col_t] if cells.names else None
+    return Dataset(
+        *parts,
+        name=cells.file,
+        task=decided.task,
+        n_classes=n_classes,
+        classes=decided.classes,
+        feature_names=features,
+        target_name=name,
+        task_reason=decided.reason if decided.inferred else None,
+    )
+
+
+def _check_class_sizes(codes: np.ndarray, classes: list[Label], cells: _Cells, col_t: int) -> None:
+    """A class with one row cannot be in both splits: name it and its line (often a typo)."""
+    counts = np.bincount(codes, minlength=len(classes))
+    lonely = np.flatnonzero(counts < 2)
+    if lonely.size:
+        row = int(np.flatnonzero(codes == lonely[0])[0])
+        others = f" ({len(lonely) - 1} more classes have one row)" if len(lonely) > 1 else ""
+        raise DataError(
+            f"{cells.where(row, col_t)}: the label {cells.rows[row][col_t].strip()!r} occurs in this row "
+            f"only{others}; a class needs at least 2 rows, to be in both the training and the test "
+            "split. Fix or drop the row, or pass test_fraction=0 to keep every row for training."
+        )
 
 
 def load_npz(

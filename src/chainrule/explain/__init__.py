@@ -25,6 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from chainrule.errors import ChainruleError, ConfigError
 from chainrule.explain.core import Explanation, explain, parse_weight
@@ -35,8 +36,11 @@ from chainrule.explain.spec import Spec, load_spec
 FORMATS = ("text", "markdown", "json", "png")
 
 
-def render(explanation: Explanation, fmt: str = "text") -> str | bytes:
+def render(explanation: Explanation, fmt: str = "text", all_steps: bool = False) -> str | bytes:
     """The explanation as ``text``, ``markdown``, ``json`` (str) or ``png`` (bytes).
+
+    A loss curve of many ``steps`` is summarised in text and Markdown (the first
+    value, every k-th, the last) unless ``all_steps``; JSON always has every value.
 
     Raises
     ------
@@ -44,9 +48,9 @@ def render(explanation: Explanation, fmt: str = "text") -> str | bytes:
         For an unknown format, or a network too large for ``png``.
     """
     if fmt == "text":
-        return to_text(narrate(explanation))
+        return to_text(narrate(explanation, all_steps))
     if fmt == "markdown":
-        return to_markdown(narrate(explanation))
+        return to_markdown(narrate(explanation, all_steps))
     if fmt == "json":
         return json.dumps(explanation.to_dict(), indent=2) + "\n"
     if fmt == "png":
@@ -55,13 +59,14 @@ def render(explanation: Explanation, fmt: str = "text") -> str | bytes:
 
 
 def run(
-    spec_path: str | os.PathLike[str],
+    spec_path: str | os.PathLike[str] | dict[str, Any],
     fmt: str = "text",
     output: str | os.PathLike[str] | None = None,
     weight: str | Sequence[str] | None = None,
     steps: int = 0,
+    all_steps: bool = False,
 ) -> int:
-    """What ``chainrule explain SPEC --format F --output FILE --weight L:J,K --steps N`` does.
+    """What ``chainrule explain SPEC --format F --output FILE --weight L:J,K --steps N [--all]`` does.
 
     Prints to stdout (or writes ``output``); returns 0. On a mistake in the
     spec or the options, prints one line to stderr and returns 2.
@@ -73,7 +78,7 @@ def run(
             raise ConfigError(
                 "--format png needs --output FILE.png (a picture is not printed to a terminal)."
             )
-        result = render(explain(spec_path, steps=steps, weight=weight), fmt)
+        result = render(explain(spec_path, steps=steps, weight=weight), fmt, all_steps)
         if output is None:
             sys.stdout.write(result if isinstance(result, str) else result.decode("latin-1"))
         elif isinstance(result, bytes):

@@ -18,6 +18,9 @@ from chainrule.layers import Module
 
 FD_EPS = 1e-6
 WeightRef = tuple[int, int, int]  # (l, j, k), 1-based: w_jk[l]
+# activations with a kink at z = 0: their one-sided derivatives there (left, right)
+KINKS: dict[str, tuple[float, float]] = {"relu": (0.0, 1.0), "leaky_relu": (0.01, 1.0)}
+LIPSCHITZ = 1.2  # a bound on |phi'| of every activation but elu with a large alpha (gelu's is 1.13)
 
 
 @dataclass
@@ -43,6 +46,12 @@ class Explanation:
         ``C`` before each of ``steps`` steps and after the last.
     check : dict
         Largest ``|hand - autodiff|`` and ``|hand - finite differences|``.
+    kinks : list of dict
+        Units of a ReLU-like layer whose ``z`` is 0, or close enough to 0 that a
+        finite-difference step of ``FD_EPS`` on some parameter may cross it:
+        ``layer``, ``unit``, ``example`` (1-based), ``z``, ``activation``. There
+        the central difference averages two one-sided derivatives and disagrees
+        with the hand derivation, which takes ``phi'(0)`` by the convention.
     """
 
     spec: Spec
@@ -53,6 +62,7 @@ class Explanation:
     chains: list[dict[str, Any]] = field(default_factory=list)
     losses: list[float] | None = None
     check: dict[str, float] = field(default_factory=dict)
+    kinks: list[dict[str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return f"Explanation(sizes={self.spec.sizes}, loss={self.spec.loss!r}, C={self.loss:.9g})"
@@ -105,7 +115,7 @@ class Explanation:
             out["weight_chains"] = self.chains
         if self.losses is not None:
             out["losses"] = self.losses
-        out["check"] = self.check
+        out["check"] = {**self.check, "kinks": self.kinks}
         return out
 
 
@@ -287,7 +297,36 @@ def _explain(spec: Spec, steps: int, refs: list[WeightRef]) -> Explanation:
         "finite_differences": hw.max_difference(layers, numeric),
         "eps": FD_EPS,
     }
+    expl.kinks = kinks(layers, x, FD_EPS)
     return expl
 
 
-__all__ = ["Explanation", "chain", "explain", "parse_weight"]
+def kinks(layers: list[hw.Layer], x: np.ndarray, eps: float) -> list[dict[str, Any]]:
+    """Units at (or within a finite-difference step of) the kink of a ReLU-like activation.
+
+    A step of ``eps`` on one parameter of layer k moves ``z[k]`` by at most
+    ``eps max(1, |a[k-1]|)``, and each layer above multiplies that by at most
+    ``||W[i]||_inf`` times the activation's Lipschitz bound; a unit with ``|z|``
+    under that reach may be crossed by a central difference.
+    """
+    found: list[dict[str, Any]] = []
+    a_prev, reach = x, 0.0
+    for layer in layers:
+        reach = max(reach * float(np.abs(layer.W).sum(axis=1).max()) * LIPSCHITZ, eps)
+        reach = max(reach, eps * float(np.abs(a_prev).max(initial=1.0)))
+        if layer.activation in KINKS:
+            for e, j in np.argwhere(np.abs(layer.z) <= reach):
+                found.append(
+                    {
+                        "layer": layer.index,
+                        "unit": int(j) + 1,
+                        "example": int(e) + 1,
+                        "z": float(layer.z[e, j]),
+                        "activation": layer.activation,
+                    }
+                )
+        a_prev = layer.a
+    return found
+
+
+__all__ = ["KINKS", "Explanation", "chain", "explain", "kinks", "parse_weight"]

@@ -16,20 +16,40 @@ from typing import Any
 import numpy as np
 
 from chainrule.explain import handwork as hw
-from chainrule.explain.core import Explanation
+from chainrule.explain.core import KINKS, Explanation
 
 Item = tuple[str, str]
 
 
 # ------------------------------------------------------------- numbers
 def num(x: float) -> str:
-    """A number with 9 significant digits, as the notes print them."""
-    return f"{float(x):.9g}"
+    """A number with 9 significant digits, as the notes print them; ``-0`` prints as ``0``."""
+    value = float(x)
+    return f"{value + 0.0 if value == 0 else value:.9g}"  # -0.0 + 0.0 is 0.0
 
 
 def fac(x: float) -> str:
     """A number as a factor in a product: negatives in parentheses."""
     return f"({num(x)})" if float(x) < 0 else num(x)
+
+
+SUMMARY_LINES = 20  # a loss curve longer than this is summarised unless every value is asked for
+
+
+def curve_rows(n_values: int, show_all: bool = False) -> list[int]:
+    """Which ``C_i`` of ``n_values`` to print: all of a short curve, else the first, every k-th, the last.
+
+    Examples
+    --------
+    >>> curve_rows(5)
+    [0, 1, 2, 3, 4]
+    >>> curve_rows(1001)[:3], curve_rows(1001)[-2:], len(curve_rows(1001))
+    ([0, 50, 100], [950, 1000], 21)
+    """
+    if show_all or n_values <= SUMMARY_LINES + 1:
+        return list(range(n_values))
+    k = -(-(n_values - 1) // SUMMARY_LINES)  # ceil: at most SUMMARY_LINES steps of k
+    return sorted({*range(0, n_values, k), n_values - 1})
 
 
 def vec(v: np.ndarray) -> str:
@@ -46,12 +66,16 @@ def arr(expl: Explanation, v: np.ndarray) -> str:
 
 
 # ----------------------------------------------------------- narration
-def narrate(expl: Explanation) -> list[Item]:
-    """All items of the explanation, in the order of the issue: forward, loss, backward, ..."""
+def narrate(expl: Explanation, all_steps: bool = False) -> list[Item]:
+    """All items of the explanation, in the order of the issue: forward, loss, backward, ...
+
+    A loss curve of more than ``SUMMARY_LINES + 1`` values (``--steps``) is printed as
+    its first value, every k-th and the last, unless ``all_steps`` (``--all``).
+    """
     items = _header(expl) + _forward(expl) + _loss(expl) + _backward(expl) + _gradients(expl)
     for c in expl.chains:
         items += _chain(expl, c)
-    return items + _update(expl) + _check(expl)
+    return items + _update(expl, all_steps) + _check(expl)
 
 
 def _header(expl: Explanation) -> list[Item]:
@@ -290,7 +314,7 @@ def _chain_lines(expl: Explanation, c: dict[str, Any], row: dict[str, Any]) -> l
     ]
 
 
-def _update(expl: Explanation) -> list[Item]:
+def _update(expl: Explanation, all_steps: bool = False) -> list[Item]:
     alpha = num(expl.spec.learning_rate)
     bias_rule = (
         "`b[l] <- b[l] - alpha dC/db[l]`"
@@ -312,16 +336,25 @@ def _update(expl: Explanation) -> list[Item]:
             )
     if expl.losses is not None:
         n = len(expl.losses) - 1
+        rows = curve_rows(len(expl.losses), all_steps)
         items.append(
             ("p", f"The loss C over {n} step{'s' if n > 1 else ''} (before each step, and after the last):")
         )
-        items += [("m", f"C_{i} = {num(c)}") for i, c in enumerate(expl.losses)]
+        if len(rows) < len(expl.losses):
+            items.append(
+                (
+                    "p",
+                    f"(a summary: {len(rows)} of the {n + 1} values, every {rows[1]}-th and the last; "
+                    "--all prints every value, as --format json always does)",
+                )
+            )
+        items += [("m", f"C_{i} = {num(expl.losses[i])}") for i in rows]
     return items
 
 
 def _check(expl: Explanation) -> list[Item]:
     ck = expl.check
-    return [
+    items: list[Item] = [
         ("h2", "6. Check"),
         (
             "p",
@@ -331,6 +364,33 @@ def _check(expl: Explanation) -> list[Item]:
             f"{ck['finite_differences']:.3g}.",
         ),
     ]
+    if expl.kinks:
+        items.append(("p", _kink_note(expl)))
+    return items
+
+
+def _kink_note(expl: Explanation) -> str:
+    """Why finite differences disagree at a kink, naming the unit(s)."""
+    first = expl.kinks[0]
+    unit = f"z_{first['unit']}[{first['layer']}]" + (
+        f" of example {first['example']}" if expl.spec.batch else ""
+    )
+    at = (
+        f"z = 0 at `{unit}`"
+        if first["z"] == 0
+        else f"`{unit}` = {num(first['z'])}, within a finite-difference step of 0"
+    )
+    more = len(expl.kinks) - 1
+    others = f" (and {more} more unit{'s' if more > 1 else ''})" if more else ""
+    left, right = KINKS[first["activation"]]
+    agrees = ", and agrees with the autodiff engine" if expl.check["autodiff"] < 1e-8 else ""
+    return (
+        f"The finite differences meet a kink: {at}{others}; {first['activation']} is not differentiable "
+        f"at z = 0: its one-sided derivatives ({num(left)} and {num(right)}) disagree, so a central "
+        f"difference across the kink averages them, and the difference above says nothing about the "
+        f"hand derivation there. That uses `{first['activation']}'(0) = {num(left)}`, the engine's "
+        f"convention{agrees}."
+    )
 
 
 # ------------------------------------------------------------- renderers

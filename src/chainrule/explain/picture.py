@@ -26,7 +26,8 @@ MAX_EDGE_LABELS = 16  # edges between two layers above this are drawn without nu
 
 
 def _g(x: float) -> str:
-    return f"{float(x):.4g}"
+    value = float(x)
+    return f"{value + 0.0 if value == 0 else value:.4g}"  # -0 prints as 0
 
 
 def _ys(n: int) -> np.ndarray:

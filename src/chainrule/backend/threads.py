@@ -1,0 +1,163 @@
+"""How many BLAS threads a step uses: from the size of its matrix products and how busy the machine is.
+
+Part of :mod:`chainrule.backend` (level 1).
+
+OpenBLAS splits even a small matrix product over every core, and its idle
+threads spin while they wait for the next one. Alone on a machine that costs
+little; beside other multi-threaded work (a second training run, a test
+suite, a browser) the spinning threads fight the other process for the cores,
+and a small model trains many times slower than on one thread (measured in
+``docs/benchmarks.md``). So, like PyTorch's grain sizes and scikit-learn's thread
+limits:
+
+- a step whose largest matrix product is below :data:`MIN_FLOPS` uses one BLAS
+  thread: more cannot pay for their synchronisation;
+- a larger step uses every core this process may run on, unless the machine is
+  busy: other processes used more than :data:`BUSY` of a core on average since
+  the last decision (Linux's ``/proc/stat``; elsewhere the 1-minute load
+  average), in which case it uses one.
+
+The choice is made per epoch and applied with threadpoolctl for that epoch
+only: the process's own setting is restored after it. ``Trainer(threads=N)``,
+:func:`set_threads` and ``chainrule train --threads N`` override it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from chainrule.errors import ConfigError
+
+MIN_FLOPS = 2e7  # 2 m n k of the largest product below which one thread is best
+BUSY = 0.5  # cores' worth of other processes' work that makes the machine busy
+_state: dict[str, Any] = {"default": None, "controller": None, "active": []}
+
+
+def cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(n: int | None) -> None:
+    """Use ``n`` BLAS threads in every training step from now on (None: choose per step, the default).
+
+    Raises
+    ------
+    ConfigError
+        If ``n`` is not None or a positive integer.
+    """
+    _state["default"] = check_threads(n)
+
+
+def check_threads(n: Any) -> int | None:
+    """``n`` if it is None or a positive integer; a ConfigError otherwise."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError(f"threads must be a positive integer or None (chosen per step), got {n!r}.")
+    return n
+
+
+class CpuMeter:
+    """Cores' worth of CPU time that *other* processes used since the last reading.
+
+    Linux: the machine's busy time from ``/proc/stat`` less this process's own
+    (``os.times``), over the wall time between readings. Elsewhere, the 1-minute
+    load average less one (this process). The first reading uses the load average.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float, float] | None = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [float(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        busy = (
+            sum(fields[:8]) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+        ) / hz  # all but idle, iowait
+        own = sum(os.times()[:2])
+        return time.monotonic(), busy, own
+
+    def others(self) -> float:
+        """Average number of cores other processes kept busy since the last call."""
+        now, last = self._sample(), self._last
+        self._last = now
+        if now is None or last is None or now[0] - last[0] < 0.05:
+            return _load_others()
+        wall = now[0] - last[0]
+        return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / wall)
+
+
+def _load_others() -> float:
+    try:
+        return max(0.0, os.getloadavg()[0] - 1.0)
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def choose(largest_flops: float, meter: CpuMeter | None = None, n: int | None = None) -> int:
+    """BLAS threads for a step whose largest matrix product takes ``largest_flops`` (``2 m n k``).
+
+    ``n`` (or :func:`set_threads`'s default), when given, wins; inside a :func:`limit`
+    block the block's choice does (an evaluation inside a training epoch keeps the epoch's).
+    """
+    if n is None and _state["active"]:
+        return int(_state["active"][-1])
+    fixed = n if n is not None else _state["default"]
+    if fixed is not None:
+        return int(fixed)
+    if largest_flops < MIN_FLOPS:
+        return 1
+    busy = (meter.others() if meter is not None else _load_others()) > BUSY
+    return 1 if busy else cores()
+
+
+@contextlib.contextmanager
+def limit(n: int) -> Iterator[None]:
+    """Run the block with ``n`` BLAS threads (threadpoolctl); the previous setting comes back after it."""
+    controller: Any = None
+    if _state["controller"] is not False:
+        try:  # afresh each time: it sees every BLAS loaded so far (Numba's import brings SciPy's)
+            from threadpoolctl import ThreadpoolController
+
+            controller = ThreadpoolController()
+        except Exception:  # threadpoolctl cannot inspect this platform: leave the threads alone
+            _state["controller"] = False
+    _state["active"].append(n)
+    try:
+        if controller is None:
+            yield
+        else:
+            with controller.limit(limits=n, user_api="blas"):
+                yield
+    finally:
+        _state["active"].pop()
+
+
+def largest_product(model: Any, m: int) -> float:
+    """FLOPs ``2 m n[l-1] n[l]`` of the largest matrix product of a model's step on ``m`` rows."""
+    dense = model.dense_layers() if hasattr(model, "dense_layers") else []
+    return max((2.0 * m * d.in_features * d.out_features for d in dense), default=0.0)
+
+
+__all__ = [
+    "BUSY",
+    "MIN_FLOPS",
+    "CpuMeter",
+    "check_threads",
+    "choose",
+    "cores",
+    "largest_product",
+    "limit",
+    "set_threads",
+]
