@@ -135,3 +135,14 @@ def test_bad_options(options: dict[str, Any], message: str) -> None:
 def test_bad_count(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="count must be an integer >= 1"):
         write(tmp_path, 0, count=0)
+
+
+@pytest.mark.parametrize("command", ["exercise", "check"])
+def test_help_states_every_default(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out.split("\noptions:\n", 1)[1]
+    options = [" ".join(o.split()) for o in text.split("\n  -")[1:]]
+    for option in options:
+        if not option.startswith(("h, --help", "-seed")):
+            assert "(default: " in option, option

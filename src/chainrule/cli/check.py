@@ -21,9 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="SPEC then ANSWER.json files, or exercise folders (each with spec.json and answer.json)",
     )
-    parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
-    parser.add_argument("--digits", type=positive_int, default=3, help="significant digits that must agree")
-    parser.add_argument("--output", help="write the report to this file instead of stdout")
+    parser.add_argument(
+        "--format", choices=["text", "markdown", "json"], default="text", help="the report (default: text)"
+    )
+    parser.add_argument(
+        "--digits", type=positive_int, default=3, help="significant digits that must agree (default: 3)"
+    )
+    parser.add_argument("--output", help="write the report to this file (default: stdout)")
 
 
 def run(args: argparse.Namespace) -> int:

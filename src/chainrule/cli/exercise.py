@@ -19,18 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, required=True, help="the exercise's number (the same seed, the same one)"
     )
     parser.add_argument(
-        "--count", type=positive_int, default=1, help="write COUNT exercises: seeds N, N+1, ..."
+        "--count", type=positive_int, default=1, help="write COUNT exercises: seeds N, N+1, ... (default: 1)"
     )
     parser.add_argument(
-        "--layers", type=int_list, default=[2, 2, 2], help="sizes n[0],...,n[L] (default 2,2,2)"
+        "--layers", type=int_list, default=[2, 2, 2], help="sizes n[0],...,n[L] (default: 2,2,2)"
     )
-    parser.add_argument("--activation", default="sigmoid", help="hidden activation (default sigmoid)")
-    parser.add_argument("--output-activation", help="output activation (default: fits the loss)")
-    parser.add_argument("--loss", default="half_sse", help="loss (default half_sse)")
-    parser.add_argument("--batch", type=positive_int, default=1, help="examples m (default 1)")
-    parser.add_argument("--learning-rate", type=float, default=0.5, help="alpha (default 0.5)")
+    parser.add_argument("--activation", default="sigmoid", help="hidden activation (default: sigmoid)")
     parser.add_argument(
-        "--out", default="exercises", help="folder for seed-N/ subfolders (default exercises)"
+        "--output-activation",
+        help="output activation (default: softmax for cross_entropy, sigmoid for binary_cross_entropy, "
+        "identity for a loss on logits, else the hidden one if sigmoid, tanh or identity, else identity)",
+    )
+    parser.add_argument("--loss", default="half_sse", help="loss (default: half_sse)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="examples m (default: 1)")
+    parser.add_argument("--learning-rate", type=float, default=0.5, help="alpha (default: 0.5)")
+    parser.add_argument(
+        "--out", default="exercises", help="folder for the seed-N/ subfolders (default: exercises)"
     )
 
 
