@@ -25,7 +25,7 @@ LEVELS: dict[str, int] = {
     **dict.fromkeys(["backend", "tensor_api"], 1),
     "tensor": 2,
     **dict.fromkeys(["ops", "autograd"], 3),
-    **dict.fromkeys(["functional", "init", "gradcheck", "jit", "tables"], 4),
+    **dict.fromkeys(["functional", "init", "gradcheck", "jit", "tables", "summary"], 4),
     **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics", "diagnostics"], 5),
     **dict.fromkeys(["explain", "train"], 6),
     "serialize": 7,  # checkpoints hold a Trainer's state, so it sits above train

@@ -90,6 +90,7 @@ def test_registry_names() -> None:
         "digits",
         "mnist1d",
         "moons",
+        "circles",
         "spirals",
         "xor",
         "regression",
@@ -115,6 +116,7 @@ def test_digits_split_is_stratified_and_seeded() -> None:
     ("name", "options", "n_features", "n_classes"),
     [
         ("moons", {}, 2, 2),
+        ("circles", {"noise": 0.0}, 2, 2),
         ("spirals", {"n_arms": 5}, 2, 5),
         ("xor", {"noise": 0.05}, 2, 2),
         (
@@ -137,6 +139,17 @@ def test_synthetic_classification_sets(name: str, options: dict, n_features: int
 def test_xor_labels_follow_the_signs() -> None:
     ds = load("xor", n_train=50, n_test=0)
     assert np.array_equal(ds.y_train, (np.sign(ds.x_train[:, 0]) != np.sign(ds.x_train[:, 1])).astype(int))
+
+
+def test_circles_inner_class_is_the_small_circle() -> None:
+    ds = load("circles", n_train=100, n_test=0, noise=0.0, factor=0.3)
+    radius = np.hypot(ds.x_train[:, 0], ds.x_train[:, 1])
+    np.testing.assert_allclose(radius[ds.y_train == 0], 1.0, atol=1e-6)
+    np.testing.assert_allclose(radius[ds.y_train == 1], 0.3, atol=1e-6)
+    with pytest.raises(
+        ConfigError, match=r"circles: factor \(inner radius / outer radius\) must be in \(0, 1\), got 1.5"
+    ):
+        load("circles", factor=1.5)
 
 
 def test_regression_set() -> None:

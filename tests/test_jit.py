@@ -421,3 +421,28 @@ def test_dropout_masks_are_drawn_per_step_in_a_compiled_step(rng: np.random.Gene
     state = drop.rng_state()
     step({"x": x[:10], "y": y[:10]})
     assert drop.rng_state() != state  # the replay drew a fresh mask from the layer's generator
+
+
+def test_two_threads_train_at_once_with_the_numbers_of_one_at_a_time(rng: np.random.Generator) -> None:
+    """Grad mode and recording are per thread: a fit in one thread cannot switch off another's graph."""
+    import threading
+
+    x, y = _data(rng, 200)
+
+    def train(seed: int, out: list[list[np.ndarray]]) -> None:
+        model = mlp([6, 16, 3], "relu", "softmax", dropout=0.2, seed=seed)
+        Trainer(model, "cross_entropy", "adam", 0.01, batch_size=8, seed=seed).fit(x, y, epochs=3, verbose=0)
+        out.append([p.data.copy() for p in model.parameters()])
+
+    alone: list[list[np.ndarray]] = []
+    for seed in (0, 1):
+        train(seed, alone)
+    together: list[list[np.ndarray]] = [[], []]
+    threads = [threading.Thread(target=train, args=(seed, together[seed])) for seed in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for seed in (0, 1):
+        for a, b in zip(alone[seed], together[seed][0], strict=True):
+            np.testing.assert_array_equal(a, b)

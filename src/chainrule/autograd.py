@@ -16,34 +16,34 @@ import numpy as np
 
 from chainrule import backend
 from chainrule.errors import ConfigError, ShapeError
-from chainrule.tensor import Array, Tensor, _grad_enabled
+from chainrule.tensor import Array, Tensor, mode
 
 
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
-    """Context manager: ops inside record no graph (for evaluation and updates)."""
-    previous = _grad_enabled[0]
-    _grad_enabled[0] = False
+    """Context manager: ops inside record no graph (for evaluation and updates); in this thread only."""
+    previous = mode.grad_enabled
+    mode.grad_enabled = False
     try:
         yield
     finally:
-        _grad_enabled[0] = previous
+        mode.grad_enabled = previous
 
 
 @contextlib.contextmanager
 def enable_grad() -> Iterator[None]:
     """Context manager: record the graph again inside a :func:`no_grad` block."""
-    previous = _grad_enabled[0]
-    _grad_enabled[0] = True
+    previous = mode.grad_enabled
+    mode.grad_enabled = True
     try:
         yield
     finally:
-        _grad_enabled[0] = previous
+        mode.grad_enabled = previous
 
 
 def is_grad_enabled() -> bool:
     """True unless inside :func:`no_grad`."""
-    return _grad_enabled[0]
+    return mode.grad_enabled
 
 
 def value_and_grad(

@@ -26,6 +26,7 @@ from chainrule.errors import ConfigError, ShapeError
 from chainrule.functional import DENSE, get_activation
 from chainrule.init import default_for, get_initializer
 from chainrule.jit import random_input
+from chainrule.summary import ModelSummary, summarize
 from chainrule.tensor import Tensor
 
 LAYERS: dict[str, type[Module]] = {}
@@ -368,6 +369,13 @@ class Sequential(Module):
     def dense_layers(self) -> list[Dense]:
         """The Dense layers, in order (``W[1], ..., W[L]``)."""
         return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    def summary(self) -> ModelSummary:
+        """Layers, output shapes and parameter counts, as Keras's ``summary()`` (:mod:`chainrule.summary`)."""
+        return summarize(self)
+
+    def _repr_html_(self) -> str:  # Jupyter shows the summary as a table
+        return summarize(self)._repr_html_()
 
 
 def from_config(config: dict[str, Any], seed: int | None = 0) -> Module:

@@ -25,6 +25,7 @@ building the Jacobian.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -37,8 +38,15 @@ Array = Any  # an ndarray of the active backend (numpy.ndarray or cupy.ndarray)
 Forward = Callable[..., Array]
 VJP = Callable[..., Sequence[Array | None]]
 
-_grad_enabled = [True]
-_record_every_op = [False]  # chainrule.jit, while it records a step: ops needing no gradient get nodes too
+
+class _Mode(threading.local):
+    """Per thread: whether ops record the graph, and (while chainrule.jit records a step) every op."""
+
+    grad_enabled = True
+    record_every_op = False  # ops needing no gradient get nodes too
+
+
+mode = _Mode()  # NOTE: one per thread, so two threads may train (and evaluate) at once
 
 if TYPE_CHECKING:  # the operators chainrule.ops installs, declared for type checkers
     from chainrule.tensor_api import TensorMethods as _TensorMethods
@@ -132,7 +140,7 @@ def apply(prim: Primitive, args: Sequence[Any], params: dict[str, Any]) -> Tenso
     out = forward(prim, datas, params)
     result = _wrap(out)
     differentiable = record and prim.vjp is not None
-    if (differentiable or _record_every_op[0]) and _grad_enabled[0]:
+    if (differentiable or mode.record_every_op) and mode.grad_enabled:
         result.requires_grad = differentiable
         result._node = (prim, parents, params)  # (on a value that needs no gradient: a recording only)
     return result
@@ -423,11 +431,6 @@ class Step(NamedTuple):
     keep: Tensor | None
 
 
-def _miscount(name: str, grads: Any, expected: int) -> None:
-    """Raise the error for a rule that returned ``len(grads)`` gradients for ``expected`` inputs."""
-    raise GradientError(f"{name}: VJP rule returned {len(grads)} gradients for {expected} inputs.")
-
-
 def _owner(a: Array) -> Array:
     """The array owning ``a``'s memory: ``a`` itself, or the base of a view."""
     return a if a.base is None else a.base
@@ -483,7 +486,9 @@ def backprop(steps: Sequence[Step], values: Any, grads: dict[Any, Array]) -> Non
         owned[id(owner)] = owner  # the rule may hand g (or a view of it) to an input as is
         in_grads = vjp(g, values[key], *[values[i] for i in inputs], **params)
         if len(in_grads) != len(inputs):
-            _miscount(name, in_grads, len(inputs))
+            raise GradientError(
+                f"{name}: VJP rule returned {len(in_grads)} gradients for {len(inputs)} inputs."
+            )
         for target, shape, gp in zip(targets, shapes, in_grads, strict=True):
             if gp is None or target is None:
                 continue

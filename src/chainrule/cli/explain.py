@@ -14,7 +14,10 @@ def add_explain(ex: argparse.ArgumentParser) -> None:
     """The options of ``chainrule explain``."""
     ex.add_argument("spec", nargs="?", help="JSON spec file (see docs/explain.md), or give --model")
     ex.add_argument(
-        "--format", choices=["text", "markdown", "json", "png"], default="text", help="(default: text)"
+        "--format",
+        choices=["text", "markdown", "json", "png", "html"],
+        default="text",
+        help="(default: text)",
     )
     ex.add_argument("--output", help="write to this file instead of stdout (default: stdout; png needs it)")
     ex.add_argument(

@@ -10,7 +10,7 @@ a path, and dispatches on it:
 ==========================  ==================================================
 ``load("digits")``          scikit-learn's 8x8 digits, pixels scaled to [0, 1]
 ``load("mnist1d")``         MNIST-1D, generated locally by the ``mnist1d`` package
-``load("moons")`` ...       synthetic teaching sets: moons, spirals, xor,
+``load("moons")`` ...       synthetic teaching sets: moons, circles, spirals, xor,
                             regression, teacher
 ``load("mnist")``           MNIST / Fashion-MNIST from the cache folder
                             (``download=True`` fetches them once, opt-in)
@@ -45,7 +45,7 @@ from typing import Any
 
 from chainrule.datasets._core import TASKS as TASKS
 from chainrule.datasets._core import Dataset, default_cache_dir
-from chainrule.datasets.builtin import digits, mnist1d, moons, regression, spirals, teacher, xor
+from chainrule.datasets.builtin import circles, digits, mnist1d, moons, regression, spirals, teacher, xor
 from chainrule.datasets.fetch import MIRRORS, SHA256, download, fashion_mnist, mnist
 from chainrule.datasets.files import IDX_DTYPES as IDX_DTYPES
 from chainrule.datasets.files import (
@@ -70,6 +70,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": digits,
     "mnist1d": mnist1d,
     "moons": moons,
+    "circles": circles,
     "spirals": spirals,
     "xor": xor,
     "regression": regression,
@@ -163,6 +164,7 @@ __all__ = [
     "IDX_LABELS_MAGIC",
     "MIRRORS",
     "SHA256",
+    "circles",
     "default_cache_dir",
     "digits",
     "download",

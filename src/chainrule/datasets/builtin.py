@@ -114,6 +114,27 @@ def moons(n_train: int = 800, n_test: int = 200, noise: float = 0.1, seed: int =
     return _from_generated("moons", x, y, n_train, n_classes=2)
 
 
+def circles(
+    n_train: int = 800, n_test: int = 200, noise: float = 0.05, factor: float = 0.5, seed: int = 0
+) -> Dataset:
+    """A small circle inside a large one (scikit-learn ``make_circles``), 2 classes.
+
+    Class 0 is the outer circle (radius 1), class 1 the inner one (radius ``factor``);
+    ``noise`` is the standard deviation of Gaussian jitter added to the points.
+
+    Shapes
+    ------
+    x : (m, 2) float32, y : (m,) int64 in {0, 1}.
+    """
+    from sklearn.datasets import make_circles
+
+    _check_counts("circles", n_train, n_test)
+    if not 0.0 < factor < 1.0:
+        raise ConfigError(f"circles: factor (inner radius / outer radius) must be in (0, 1), got {factor}.")
+    x, y = make_circles(n_samples=n_train + n_test, noise=noise, factor=factor, random_state=seed)
+    return _from_generated("circles", x, y, n_train, n_classes=2)
+
+
 def spirals(
     *,
     n_train: int = 900,

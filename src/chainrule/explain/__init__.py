@@ -6,7 +6,7 @@ compute by hand (forward pass ``z[l]``, ``a[l]``; the loss ``C``; the deltas
 phi'(z[l])``; ``dC/dW[l] = delta[l] a[l-1]^T``, ``dC/db[l] = delta[l]``; one
 gradient-descent step) in NumPy float64, and checks the gradients against the
 autodiff engine and central finite differences. :func:`render` writes it as
-text, Markdown with LaTeX, JSON or a PNG picture; :func:`run` is the command
+text, Markdown with LaTeX, JSON, a PNG picture or an interactive HTML page; :func:`run` is the command
 line ``chainrule explain SPEC``.
 
 Examples
@@ -29,15 +29,18 @@ from typing import Any
 
 from chainrule.errors import ChainruleError, ConfigError
 from chainrule.explain.core import Explanation, explain, parse_weight
+from chainrule.explain.html import to_html
 from chainrule.explain.narrate import narrate, to_markdown, to_text
 from chainrule.explain.picture import to_png
 from chainrule.explain.spec import Spec, load_spec
 
-FORMATS = ("text", "markdown", "json", "png")
+FORMATS = ("text", "markdown", "json", "png", "html")
 
 
 def render(explanation: Explanation, fmt: str = "text", all_steps: bool = False) -> str | bytes:
-    """The explanation as ``text``, ``markdown``, ``json`` (str) or ``png`` (bytes).
+    """The explanation as ``text``, ``markdown``, ``json``, ``html`` (str) or ``png`` (bytes).
+
+    ``html`` is one self-contained interactive page (:mod:`chainrule.explain.html`).
 
     A loss curve of many ``steps`` is summarised in text and Markdown (the first
     value, every k-th, the last) unless ``all_steps``; JSON always has every value.
@@ -45,7 +48,7 @@ def render(explanation: Explanation, fmt: str = "text", all_steps: bool = False)
     Raises
     ------
     ConfigError
-        For an unknown format, or a network too large for ``png``.
+        For an unknown format, or a network too large for ``png`` or ``html``.
     """
     if fmt == "text":
         return to_text(narrate(explanation, all_steps))
@@ -55,6 +58,8 @@ def render(explanation: Explanation, fmt: str = "text", all_steps: bool = False)
         return json.dumps(explanation.to_dict(), indent=2) + "\n"
     if fmt == "png":
         return to_png(explanation)
+    if fmt == "html":
+        return to_html(explanation)
     raise ConfigError(f"explain: unknown format {fmt!r}; expected one of {list(FORMATS)}.")
 
 

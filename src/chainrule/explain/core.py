@@ -67,6 +67,14 @@ class Explanation:
     def __repr__(self) -> str:
         return f"Explanation(sizes={self.spec.sizes}, loss={self.spec.loss!r}, C={self.loss:.9g})"
 
+    def _repr_html_(self) -> str | None:  # Jupyter, JupyterLab and VS Code show the interactive view
+        from chainrule.explain.html import fragment
+
+        try:
+            return fragment(self)
+        except ConfigError:  # too large to draw: the notebook falls back to the repr
+            return None
+
     @property
     def m(self) -> int:
         """Number of examples."""

@@ -25,6 +25,7 @@ whose two recordings agree is compiled.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from chainrule.backend import to_numpy
-from chainrule.tensor import Array, Primitive, Tensor, _record_every_op, toposort
+from chainrule.tensor import Array, Primitive, Tensor, mode, toposort
 
-_recorders: list[dict[int, tuple[Tensor, Callable[[], Array]]]] = []
+_drawn = threading.local()  # .draws: the random inputs of the step this thread records, if any
 
 
 def random_input(draw: Callable[[], Array]) -> Tensor:
@@ -46,28 +47,27 @@ def random_input(draw: Callable[[], Array]) -> Tensor:
     generator it holds (``numpy.random.Generator``), never from global state.
     """
     t = Tensor(draw())
-    if _recorders:
-        _recorders[-1][id(t)] = (t, draw)
+    draws = getattr(_drawn, "draws", None)
+    if draws is not None:  # this thread is recording a step
+        draws.append((t, draw))
     return t
 
 
 @contextlib.contextmanager
-def recording() -> Iterator[dict[int, tuple[Tensor, Callable[[], Array]]]]:
+def recording() -> Iterator[list[tuple[Tensor, Callable[[], Array]]]]:
     """Context manager for the eager step to be captured.
 
     Inside it every op gets a node, also one that needs no gradient (``x * 2`` on the
     input, a comparison, ``1 - y``), so that the recording can replay it on each
     batch; and the :func:`random_input` draws are collected.
     """
-    draws: dict[int, tuple[Tensor, Callable[[], Array]]] = {}
-    _recorders.append(draws)
-    previous = _record_every_op[0]
-    _record_every_op[0] = True
+    draws: list[tuple[Tensor, Callable[[], Array]]] = []
+    previous = mode.record_every_op, getattr(_drawn, "draws", None)
+    mode.record_every_op, _drawn.draws = True, draws
     try:
         yield draws
     finally:
-        _record_every_op[0] = previous
-        _recorders.pop()
+        mode.record_every_op, _drawn.draws = previous
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def capture(
     root: Tensor,
     batch: Mapping[str, Any],
     leaves: Sequence[Tensor],
-    draws: Mapping[int, tuple[Tensor, Callable[[], Array]]],
+    draws: Sequence[tuple[Tensor, Callable[[], Array]]],
 ) -> Recording:
     """Read the graph behind ``root`` (a one-element loss) into a :class:`Recording`.
 
@@ -134,21 +134,22 @@ def capture(
         The model's parameters: read afresh on every call, never baked; those that
         require a gradient get it (as ``backward`` gives it). Any other tensor the step
         reads is a constant.
-    draws : mapping
-        The random inputs :func:`recording` collected.
+    draws : sequence of (Tensor, draw)
+        The random inputs :func:`recording` collected, in the order they were drawn.
     """
     order = toposort(root)  # what the backward pass visits, as the eager driver does
     slots = {id(t): i for i, t in enumerate(order)}
     by_data = {id(_data(v)): name for name, v in batch.items()}
     watched = {id(p) for p in leaves}
+    drawn_by = {id(t): draw for t, draw in draws}
     inputs: list[InputRecord] = []
     ops: list[OpRecord] = []
     wanted: set[int] = set()
 
     def source(t: Tensor) -> None:
         slot = slots.setdefault(id(t), len(slots))
-        if id(t) in draws:
-            inputs.append(InputRecord(slot, "random", draw=draws[id(t)][1]))
+        if id(t) in drawn_by:
+            inputs.append(InputRecord(slot, "random", draw=drawn_by[id(t)]))
         elif id(t.data) in by_data:
             inputs.append(InputRecord(slot, "batch", name=by_data[id(t.data)]))
         elif id(t) in watched:
@@ -172,7 +173,7 @@ def capture(
         shapes = tuple(tuple(p.data.shape) for p in parents)
         ops.append(OpRecord(slot, prim, ins, fixed, bound, shapes, slot in wanted))
     # every draw of the eager step, in its order: one the graph does not use is drawn all the same
-    drawn = [(slots.get(key), draw) for key, (_, draw) in draws.items()]
+    drawn = [(slots.get(id(t)), draw) for t, draw in draws]
     return Recording(inputs, ops, list(range(len(order))), slots[id(root)], len(slots), wanted, drawn)
 
 
