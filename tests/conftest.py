@@ -73,6 +73,24 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20240607)
 
 
+# End-to-end tests of a few seconds each: marked slow, so that `python -m pytest -m "not slow"` is a quick
+# loop while working; CI runs every test, these included (the README's second command selects nothing).
+SLOW = (
+    "tests/test_cli.py::",  # the default recipe trained for 80 epochs, then evaluate and predict on it
+    "tests/test_browser.py::",  # a real Chromium
+    "tests/test_onnx.py::test_pytorch_sequential_imports",  # torch.onnx.export
+    "tests/test_tensor.py::test_long_chain_has_no_recursion_error",
+    "tests/test_datasets.py::test_mnist1d_generated_and_cached",
+    "tests/test_backend.py::test_the_command_line_asks_for_freed_memory_reuse",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _numpy_backend() -> Iterator[None]:
     """Every test starts and ends on the NumPy backend."""
