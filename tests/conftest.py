@@ -82,6 +82,8 @@ SLOW = (
     "tests/test_tensor.py::test_long_chain_has_no_recursion_error",
     "tests/test_datasets.py::test_mnist1d_generated_and_cached",
     "tests/test_backend.py::test_the_command_line_asks_for_freed_memory_reuse",
+    "tests/test_diagnostics.py::test_the_classic_lesson_vanishing_sigmoid_against_relu_with_he_init",
+    "tests/test_exercise.py::test_seeds_0_to_99_explain_and_check_against_their_solutions",
 )
 
 

@@ -26,9 +26,10 @@ LEVELS: dict[str, int] = {
     "tensor": 2,
     **dict.fromkeys(["ops", "autograd"], 3),
     **dict.fromkeys(["functional", "init", "gradcheck", "jit", "tables", "summary"], 4),
-    **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics"], 5),
+    **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics", "diagnostics"], 5),
     **dict.fromkeys(["explain", "train"], 6),
     "serialize": 7,  # checkpoints hold a Trainer's state, so it sits above train
+    **dict.fromkeys(["check", "exercise"], 7),  # above explain, whose numbers they use
     "onnx": 8,  # writes model files atomically as serialize does
     "cli": 9,
     "__main__": 10,  # ``python -m chainrule`` runs the CLI, so it sits just above it

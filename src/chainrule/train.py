@@ -29,6 +29,7 @@ from chainrule import backend
 from chainrule.autograd import no_grad
 from chainrule.backend import threads as blas
 from chainrule.data import train_val_split
+from chainrule.diagnostics import Diagnostics, layers_in, plot_panel
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.jit import Compiler, LearningRate
 from chainrule.layers import Sequential
@@ -129,6 +130,10 @@ class Trainer:
         A_prev`` in the GEMM that would have formed ``dC/dW``
         (:func:`chainrule.jit.passes.fuse_sgd`). The weights equal the separate
         update's up to rounding in the last bits; those parameters' ``grad`` stays None.
+    diagnostics : bool or Diagnostics
+        After each epoch, record per layer the gradient and weight norms, the update
+        ratio, dead ReLUs and saturated units on a fixed probe batch, and warn about
+        what they show (:mod:`chainrule.diagnostics`). Off by default.
 
     Attributes
     ----------
@@ -159,6 +164,7 @@ class Trainer:
         compiled: bool = True,
         fused_update: bool = False,
         threads: int | None = None,
+        diagnostics: bool | Diagnostics = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"Trainer: batch_size must be >= 1, got {batch_size}.")
@@ -184,6 +190,7 @@ class Trainer:
         self.stop = False
         self.compiled = compiled
         self.fused_update = fused_update
+        self.diagnostics = Diagnostics() if diagnostics is True else diagnostics or None
         self.threads = blas.check_threads(threads)
         self.blas_threads = 1  # what the last epoch used
         self._cpu = blas.CpuMeter()
@@ -340,6 +347,8 @@ class Trainer:
         )
         classify = _is_classification(y, self.loss)
         y_loss = self._targets(y)
+        if self.diagnostics is not None:  # measures first, before other callbacks move any weight
+            callbacks = [self.diagnostics.start(self, x, y_loss), *callbacks]
         bar = _progress(self.epoch, epochs, verbose)
         for _ in range(self.epoch, epochs):
             started = time.perf_counter()
@@ -434,7 +443,7 @@ def fit(
     >>> h["accuracy"][-1] > 0.9
     True
     """
-    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "compiled", "fused_update"}
+    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "compiled", "fused_update", "diagnostics"}
     fit_keys = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "epochs", "misspelt"}
     own = set(inspect.signature(fit).parameters) - {"options"}  # a misspelt 'epoch' is near 'epochs'
     _check_options("fit", options, trainer_keys | fit_keys | own)
@@ -580,16 +589,22 @@ class EarlyStopping:
 
 
 def plot_history(history: History, path: str) -> None:
-    """Write a PNG of loss (and accuracy, if recorded) per epoch, train and validation."""
+    """Write a PNG of loss (and accuracy, if recorded) per epoch, train and validation.
+
+    With diagnostics in the history, one more panel shows each layer's gradient norm.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     keys = [k for k in ("loss", "accuracy") if history[k]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    panels = len(keys) + bool(layers_in(history))
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.5), squeeze=False)
     epochs = range(1, len(history) + 1)
-    for ax, key in zip(axes[0], keys, strict=True):
+    if panels > len(keys):
+        plot_panel(axes[0][-1], history)
+    for ax, key in zip(axes[0][: len(keys)], keys, strict=True):
         ax.plot(epochs, history[key], label=f"train {key}")
         if history[f"val_{key}"]:
             ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from chainrule.cli import download, explain, models, onnx, playground, train
+from chainrule.cli import check, download, exercise, explain, models, onnx, playground, train
 from chainrule.cli.common import Parser
 from chainrule.errors import ChainruleError
 
@@ -46,6 +46,8 @@ COMMANDS: list[Command] = [
         onnx.cmd_import,
     ),
     (playground.NAME, playground.HELP, playground.add_arguments, playground.run),
+    (check.NAME, check.HELP, check.add_arguments, check.run),
+    (exercise.NAME, exercise.HELP, exercise.add_arguments, exercise.run),
 ]
 
 

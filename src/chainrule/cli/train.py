@@ -198,6 +198,12 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
         help="fine-tune: start from this model's layers and weights (.safetensors or .onnx) instead of "
         "a new MLP, so --layers, --activation and --dropout are unused (default: a new MLP)",
     )
+    train.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="after each epoch, per-layer gradient norms, update ratios, dead and saturated units, with "
+        "warnings (docs/diagnostics.md) (default: off)",
+    )
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -300,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
         if recipe.get("schedule") == "cosine"
         else None,
         threads=args.threads,
+        diagnostics=args.diagnose,
     )
     for line in [*_describe_data(data, args), recipe_line]:
         say(line, args.quiet)
