@@ -42,6 +42,10 @@ class SerializationError(ChainruleError, ValueError):
     """A saved model file is truncated, altered or not a chainrule file."""
 
 
+class DistributedError(ChainruleError, RuntimeError):
+    """The ranks of a data-parallel job cannot go on together (no MPI, a rank gone silent, disagreement)."""
+
+
 class ChainruleWarning(UserWarning):
     """Base class of every warning chainrule gives."""
 
@@ -58,6 +62,7 @@ __all__ = [
     "ConfigError",
     "DTypeError",
     "DataError",
+    "DistributedError",
     "GradientError",
     "SerializationError",
     "ShapeError",

@@ -25,7 +25,7 @@ from chainrule import backend, ops
 from chainrule.errors import ConfigError, ShapeError
 from chainrule.functional import DENSE, get_activation
 from chainrule.init import default_for, get_initializer
-from chainrule.jit import random_input
+from chainrule.jit import random_input, uniform_rows
 from chainrule.summary import ModelSummary, summarize
 from chainrule.tensor import Tensor
 
@@ -242,7 +242,9 @@ class Dropout(Module):
 
     In eval mode it is the identity. The mask comes from the layer's own seeded
     generator, drawn through :func:`chainrule.jit.random_input`, so a compiled
-    training step draws it afresh each step, in the eager order.
+    training step draws it afresh each step, in the eager order. Its uniform numbers
+    come from :func:`chainrule.jit.uniform_rows`: a rank of a data-parallel job draws
+    exactly its rows of the mask one process would draw for the global batch.
     """
 
     def __init__(self, p: float = 0.5, seed: int | np.random.Generator | None = None) -> None:
@@ -260,7 +262,7 @@ class Dropout(Module):
         shape, dtype = x.shape, x.dtype
 
         def draw() -> Any:  # the mask, scaled: 1/(1-p) where kept, 0 where dropped
-            keep = self.rng.random(shape, dtype=np.float32) >= self.p
+            keep = uniform_rows(self.rng, shape) >= self.p  # this step's rows of a global batch's mask
             return backend.asarray(keep, dtype=dtype) * (1.0 / (1.0 - self.p))
 
         return x * random_input(draw)

@@ -241,7 +241,10 @@ def _resume(path: Any, state: dict[str, Any], schedule: Any) -> Trainer:
 
 
 class Checkpoint:
-    """Callback for :meth:`Trainer.fit`: save a checkpoint to ``path`` every ``every`` epochs."""
+    """Callback for :meth:`Trainer.fit`: save a checkpoint to ``path`` every ``every`` epochs.
+
+    In a data-parallel run only rank 0 writes (the replicas are equal).
+    """
 
     def __init__(self, path: str | os.PathLike[str], every: int = 1) -> None:
         self.path, self.every = Path(path), int(every)
@@ -250,7 +253,7 @@ class Checkpoint:
         return f"Checkpoint(path={str(self.path)!r}, every={self.every})"
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> bool:
-        if epoch % self.every == 0:
+        if epoch % self.every == 0 and getattr(trainer.distributed, "rank", 0) == 0:
             save_checkpoint(self.path, trainer)
         return False
 

@@ -40,6 +40,27 @@ from chainrule.tables import model_inputs
 from chainrule.tensor import Tensor
 
 
+class Distributed(Protocol):
+    """What ``Trainer(distributed=...)`` calls: :class:`chainrule.distributed.Communicator` on MPI.
+
+    ``attach`` joins the trainer (weights from rank 0); ``inputs`` checks and splits the
+    data reading this rank's rows only; ``rows`` is this rank's part of a global batch;
+    ``step`` runs the step on it; ``reduce_gradients`` averages over the global batch;
+    ``sum``, ``any`` and ``evaluate`` reduce over ranks.
+    """
+
+    rank: int
+
+    def attach(self, trainer: Trainer) -> None: ...
+    def inputs(self, trainer: Trainer, x: Any, y: Any, val: Any, split: float) -> tuple[Any, Any, Any]: ...
+    def rows(self, start: int, stop: int) -> tuple[int, int]: ...
+    def step(self, compiler: Compiler, batch: dict[str, Any], model: Sequential) -> float: ...
+    def reduce_gradients(self, params: list[Tensor], reduction: str) -> None: ...
+    def sum(self, *values: float) -> tuple[float, ...]: ...
+    def any(self, flag: bool) -> bool: ...
+    def evaluate(self, model: Sequential, x: Any, y: Any, loss: Any, batch_size: int) -> dict[str, float]: ...
+
+
 class Callback(Protocol):
     """Called after every epoch with the trainer and that epoch's metrics; return True to stop."""
 
@@ -130,6 +151,10 @@ class Trainer:
         A_prev`` in the GEMM that would have formed ``dC/dW``
         (:func:`chainrule.jit.passes.fuse_sgd`). The weights equal the separate
         update's up to rounding in the last bits; those parameters' ``grad`` stays None.
+    distributed : chainrule.distributed.Communicator, optional
+        Data-parallel training over MPI ranks: each rank steps on its rows of every
+        global batch of ``batch_size`` rows and the gradients are averaged over the
+        global batch, so N ranks give the weights of one process (``docs/distributed.md``).
     diagnostics : bool or Diagnostics
         After each epoch, record per layer the gradient and weight norms, the update
         ratio, dead ReLUs and saturated units on a fixed probe batch, and warn about
@@ -147,7 +172,7 @@ class Trainer:
     ------
     ConfigError
         A bad batch size, a loss on logits after an output activation, or
-        ``fused_update`` with an optimizer other than plain SGD.
+        ``fused_update`` with an optimizer other than plain SGD, or under ``distributed``.
     """
 
     def __init__(
@@ -165,6 +190,7 @@ class Trainer:
         fused_update: bool = False,
         threads: int | None = None,
         diagnostics: bool | Diagnostics = False,
+        distributed: Distributed | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"Trainer: batch_size must be >= 1, got {batch_size}.")
@@ -196,6 +222,9 @@ class Trainer:
         self._cpu = blas.CpuMeter()
         self._lr = LearningRate(optimizer.lr)
         self.optimizer = optimizer
+        self.distributed: Distributed | None = None
+        if distributed is not None:
+            distributed.attach(self)  # refuses fused_update, sets the threads, broadcasts the weights
 
     @property
     def optimizer(self) -> Optimizer:
@@ -233,12 +262,17 @@ class Trainer:
         self.optimizer.zero_grad()  # a frozen parameter must not keep a stale gradient
         self._lr.value = self.optimizer.lr
         batch = {"x": xb, "y": yb}
-        value = float(self.compiler(batch, self.model.training))
+        if self.distributed is None:
+            value = float(self.compiler(batch, self.model.training))
+        else:  # this rank's rows of the global batch, with their dropout masks
+            value = self.distributed.step(self.compiler, batch, self.model)
         if not math.isfinite(value):
             if self.fused_update:  # a fused step kept no gradient: find the culprit eagerly
                 self.optimizer.zero_grad()
                 self.compiler.eager(batch)
             raise GradientError(self._non_finite_message(value, step))
+        if self.distributed is not None:  # dC/dW of the global batch: the notes' 1/m is the global m
+            self.distributed.reduce_gradients(self.optimizer.params, self.step_loss.reduction)
         if self.clip_norm is not None:
             clip_grad_norm(self.optimizer.params, self.clip_norm)
         self.optimizer.step()
@@ -275,10 +309,13 @@ class Trainer:
         m = x.shape[0]
         order = backend.xp_of(x).asarray(self.rng.permutation(m)) if shuffle else None
         for start in range(0, m, self.batch_size):
+            stop = min(start + self.batch_size, m)
+            if self.distributed is not None:  # this rank's part of the global batch [start, stop)
+                start, stop = self.distributed.rows(start, stop)
             if order is None:
-                yield x[start : start + self.batch_size], y[start : start + self.batch_size]
+                yield x[start:stop], y[start:stop]
             else:
-                idx = order[start : start + self.batch_size]
+                idx = order[start:stop]
                 yield x[idx], y[idx]
 
     def train_epoch(self, x: Any, y: Any, shuffle: bool = True) -> float:
@@ -290,13 +327,15 @@ class Trainer:
         self.model.train()
         self.compiler.verify()  # each compiled step records once more and checks it is unchanged
         mean = self.step_loss.reduction == "mean"
-        total, seen = 0.0, 0
+        total, seen = 0.0, 0.0
         largest = blas.largest_product(self.model, min(self.batch_size, x.shape[0]))
         self.blas_threads = blas.choose(largest, self._cpu, self.threads)
         with blas.limit(self.blas_threads):
             for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
                 total += self.train_step(xb, yb, step) * (xb.shape[0] if mean else 1)
                 seen += xb.shape[0]
+        if self.distributed is not None:
+            total, seen = self.distributed.sum(total, seen)
         return total / seen if mean else total
 
     # ------------------------------------------------------------------ fit
@@ -333,23 +372,15 @@ class Trainer:
         """
         valid = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "misspelt"}
         _check_options("Trainer.fit", misspelt, valid)
-        x, y = check_data(*model_inputs(self.model, x, y, "fit"))  # DataFrames, Series, text labels
-        if validation_data is not None:
-            validation_data = model_inputs(self.model, *validation_data, "fit validation_data")
-        if validation_data is None and validation_split:
-            # NOTE: a generator of its own, not self.rng: a resumed or continued fit must cut the same split
-            x, y, validation_data = _split(x, y, validation_split, self.seed)
-        x, y = self._prepare(x, y)
-        val = (
-            self._prepare(*check_data(*validation_data, who="fit validation_data"))
-            if validation_data
-            else None
-        )
+        if self.distributed is not None:  # each rank checks and reads only its own rows
+            x, y, val = self.distributed.inputs(self, x, y, validation_data, validation_split)
+        else:
+            x, y, val = self._inputs(x, y, validation_data, validation_split)
         classify = _is_classification(y, self.loss)
         y_loss = self._targets(y)
         if self.diagnostics is not None:  # measures first, before other callbacks move any weight
             callbacks = [self.diagnostics.start(self, x, y_loss), *callbacks]
-        bar = _progress(self.epoch, epochs, verbose)
+        bar = _progress(self.epoch, epochs, verbose if getattr(self.distributed, "rank", 0) == 0 else 0)
         for _ in range(self.epoch, epochs):
             started = time.perf_counter()
             logs = {"loss": self.train_epoch(x, y_loss, shuffle)}
@@ -362,11 +393,30 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items() if k not in ("lr", "seconds")})
-            if any([bool(cb.on_epoch_end(self, self.epoch, logs)) for cb in callbacks]) or self.stop:
+            stop = any([bool(cb.on_epoch_end(self, self.epoch, logs)) for cb in callbacks]) or self.stop
+            if stop if self.distributed is None else self.distributed.any(stop):  # all ranks stop together
                 break
         if bar is not None:
             bar.close()
         return self.history
+
+    def _inputs(
+        self, x: Any, y: Any, validation_data: tuple[Any, Any] | None, validation_split: float
+    ) -> tuple[Any, Any, Any]:
+        """Checked training arrays and validation pair (or None), cast and on the active backend."""
+        x, y = check_data(*model_inputs(self.model, x, y, "fit"))  # DataFrames, Series, text labels
+        if validation_data is not None:
+            validation_data = model_inputs(self.model, *validation_data, "fit validation_data")
+        if validation_data is None and validation_split:
+            # NOTE: a generator of its own, not self.rng: a resumed or continued fit must cut the same split
+            x, y, validation_data = _split(x, y, validation_split, self.seed)
+        x, y = self._prepare(x, y)
+        val = (
+            self._prepare(*check_data(*validation_data, who="fit validation_data"))
+            if validation_data
+            else None
+        )
+        return x, y, val
 
     def _prepare(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         """Cast inputs to the model's dtype once and move both to the active backend."""
@@ -387,11 +437,12 @@ class Trainer:
 
     def _epoch_metrics(self, x: Any, y: Any, val: Any, classify: bool) -> dict[str, float]:
         logs: dict[str, float] = {}
+        score = evaluate if self.distributed is None else self.distributed.evaluate  # over ranks' shares
         with blas.limit(self.blas_threads):  # the epoch's choice of threads
             if classify:
-                logs["accuracy"] = evaluate(self.model, x, y, self.loss, self.batch_size)["accuracy"]
+                logs["accuracy"] = score(self.model, x, y, self.loss, self.batch_size)["accuracy"]
             if val is not None:
-                scores = evaluate(self.model, val[0], val[1], self.loss, self.batch_size)
+                scores = score(self.model, val[0], val[1], self.loss, self.batch_size)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
         return logs
 
@@ -444,6 +495,7 @@ def fit(
     True
     """
     trainer_keys = {"clip_norm", "schedule", "optimizer_options", "compiled", "fused_update", "diagnostics"}
+    trainer_keys.add("distributed")
     fit_keys = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "epochs", "misspelt"}
     own = set(inspect.signature(fit).parameters) - {"options"}  # a misspelt 'epoch' is near 'epochs'
     _check_options("fit", options, trainer_keys | fit_keys | own)

@@ -17,7 +17,7 @@ from typing import Any
 
 from chainrule import backend, datasets, serialize
 from chainrule.backend import memory
-from chainrule.cli import saved
+from chainrule.cli import mpi, saved
 from chainrule.cli.common import (
     add_device,
     fit_target_scaling,
@@ -198,6 +198,7 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
         help="fine-tune: start from this model's layers and weights (.safetensors or .onnx) instead of "
         "a new MLP, so --layers, --activation and --dropout are unused (default: a new MLP)",
     )
+    mpi.add_arguments(train)
     train.add_argument(
         "--diagnose",
         action="store_true",
@@ -271,6 +272,13 @@ def _recipe(data: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 def run(args: argparse.Namespace) -> int:
     """Train on ``--data`` and write model.safetensors, metrics.json and history.png to ``--out``."""
+    if args.distributed:  # on every rank mpiexec started; an error on any ends the job (cli.mpi)
+        return mpi.run(args, _train)
+    return _train(args, None)
+
+
+def _train(args: argparse.Namespace, comm: Any) -> int:
+    """The run of :func:`run`; ``comm``: the ranks of a ``--distributed`` run, or None."""
     use_device(args.device)
     memory.keep_freed_memory()  # the application's choice, made here: steps reuse freed memory
     data = _load(args)
@@ -307,6 +315,7 @@ def run(args: argparse.Namespace) -> int:
         else None,
         threads=args.threads,
         diagnostics=args.diagnose,
+        distributed=comm,
     )
     for line in [*_describe_data(data, args), recipe_line]:
         say(line, args.quiet)
@@ -317,6 +326,8 @@ def run(args: argparse.Namespace) -> int:
             args.quiet,
         )
     say(f"model: {model!r}\n{trainer!r}", args.quiet)
+    if comm is not None:
+        say(_ranks(comm, recipe["batch_size"], trainer.threads), args.quiet)
     if args.patience and not args.validation_split:
         raise ConfigError("--patience needs a validation split to watch (--validation-split > 0).")
     stopper = EarlyStopping(patience=args.patience) if args.patience else None
@@ -330,7 +341,9 @@ def run(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else 1,
     )
     seconds = time.perf_counter() - started
-    test = _test_scores(model, data, loss, scaling)
+    test = _test_scores(model, data, loss, scaling, comm)
+    if comm is not None and comm.rank != 0:
+        return 0  # rank 0 writes and reports
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -359,15 +372,34 @@ def _nums(values: list[float]) -> str:
 
 
 def _test_scores(
-    model: Any, data: Any, loss: str, scaling: dict[str, list[float]] | None
+    model: Any, data: Any, loss: str, scaling: dict[str, list[float]] | None, comm: Any = None
 ) -> dict[str, float]:
-    """Test loss (on the scale trained on) and accuracy, or MAE, RMSE and R2 in the target's units."""
-    x_test = backend.asarray(data.x_test.astype(model.parameters()[0].dtype))
+    """Test loss (on the scale trained on) and accuracy, or MAE, RMSE and R2 in the target's units.
+
+    With ``comm`` each rank evaluates its block of the test rows and the scores are reduced.
+    """
     y_test = scale_target(data.y_test, scaling) if scaling else data.y_test
+    if comm is not None:
+        test = comm.evaluate(model, data.x_test, y_test, loss)
+        if scaling:
+            out = unscale_target(comm.predict(model, data.x_test), scaling)
+            test.update(regression_scores(out, data.y_test))
+        return test
+    x_test = backend.asarray(data.x_test.astype(model.parameters()[0].dtype))
     test = evaluate(model, x_test, backend.asarray(y_test), loss)
     if scaling:
         test.update(regression_scores(unscale_target(predict(model, x_test), scaling), data.y_test))
     return test
+
+
+def _ranks(comm: Any, batch_size: int, threads: int | None) -> str:
+    """``distributed: 4 ranks (...), global batch 32 (8 rows per rank), 1 BLAS thread per rank; ...``."""
+    low, high = batch_size // comm.size, -(-batch_size // comm.size)
+    per = f"{low}" if low == high else f"{low}-{high}"
+    return (
+        f"distributed: {comm.size} ranks (rank 0 reports), global batch {batch_size} ({per} rows per rank), "
+        f"{threads} BLAS thread{'s' * (threads != 1)} per rank; the numbers of one process"
+    )
 
 
 def _stopped(stopper: EarlyStopping, ran: int, epochs: int) -> str:

@@ -12,7 +12,9 @@ that changed, a graph that changed, randomness drawn behind the recorder's back)
 is not compiled; it keeps running eagerly, and the compiler says so once, naming
 the op (:class:`~chainrule.errors.CompileWarning`). Randomness the library draws
 (dropout masks, through :func:`random_input`) is an input of the compiled step,
-drawn afresh on every call in the eager order, so models with dropout compile too.
+drawn afresh on every call in the eager order, so models with dropout compile too;
+inside :func:`batch_rows` a step draws only its rows of a global batch's numbers
+(:mod:`~chainrule.jit.rows`, for data-parallel training).
 A compiled step also checks, on every call, that its parameters still want the
 gradients and have the shapes and dtypes it recorded, and :meth:`Compiler.verify`
 makes the next call of each step record again and compare (the Trainer asks for it
@@ -33,6 +35,7 @@ from chainrule.errors import CompileWarning, GradientError
 from chainrule.jit.passes import LearningRate, fuse_sgd
 from chainrule.jit.record import Recording, capture, difference, random_input, recording
 from chainrule.jit.replay import CompiledStep, backward_plan
+from chainrule.jit.rows import batch_rows, uniform_rows
 from chainrule.tensor import Array, Tensor
 
 
@@ -187,8 +190,10 @@ __all__ = [
     "Compiler",
     "LearningRate",
     "Recording",
+    "batch_rows",
     "capture",
     "difference",
     "random_input",
     "recording",
+    "uniform_rows",
 ]
