@@ -1,4 +1,4 @@
-"""What each rank runs when ``tests/test_distributed.py`` starts ``mpiexec``; and the recipes both sides share.
+"""What each rank runs when ``tests/test_distributed.py`` starts ``mpiexec``, and the recipes both share.
 
 ``python tests/distributed_worker.py CASE FOLDER`` on every rank: the case trains
 through :class:`chainrule.distributed.Communicator` on the data in ``FOLDER`` and
@@ -52,7 +52,14 @@ def recipe(name: str, distributed: Any = None) -> cr.Trainer:
     optimizer, options, lr, dtype = CONFIGS[name]
     model = cr.mlp([FEATURES, 16, 12, CLASSES], "tanh", "softmax", dropout=0.25, seed=3, dtype=dtype)
     return cr.Trainer(
-        model, "cross_entropy", optimizer, lr, BATCH, seed=11, optimizer_options=options, distributed=distributed
+        model,
+        "cross_entropy",
+        optimizer,
+        lr,
+        BATCH,
+        seed=11,
+        optimizer_options=options,
+        distributed=distributed,
     )
 
 
@@ -126,7 +133,8 @@ def _killed(comm: Any, folder: Path, out: Path) -> None:
     """Checkpoints each epoch; rank 1 is killed (SIGKILL) at the end of epoch 2."""
     x, y = load_data(folder)
     kill = _AtEpoch(2, 1, lambda: os.kill(os.getpid(), signal.SIGKILL))
-    recipe("adam64", comm).fit(x, y, 5, verbose=0, callbacks=[Checkpoint(out / "run.ckpt"), kill])
+    callbacks = [Checkpoint(out / "run.ckpt"), kill]
+    recipe("adam64", comm).fit(x, y, 5, validation_split=0.2, verbose=0, callbacks=callbacks)
 
 
 def _hangs(comm: Any, folder: Path, out: Path) -> None:
@@ -146,11 +154,13 @@ CASES = {
 }
 
 
-def main(case: str, folder: str, out: str) -> None:
+def main(cases: str, folder: str, out: str) -> None:
+    """Run the comma-separated ``cases`` in order, in one job."""
     from chainrule.distributed import Communicator
 
-    comm = Communicator(timeout=2.0 if case == "hangs" else 60.0)
-    CASES[case](comm, Path(folder), Path(out))
+    comm = Communicator(timeout=2.0 if cases == "hangs" else 60.0)
+    for case in cases.split(","):
+        CASES[case](comm, Path(folder), Path(out))
 
 
 if __name__ == "__main__":
