@@ -209,11 +209,22 @@ def test_chainrule_train_distributed_matches_one_process_and_only_rank_0_writes(
         "metrics.json",
         "model.safetensors",
     ]
-    bad = launch.run(
-        2, [sys.executable, "-m", "chainrule", "train", "--distributed", "--data", "nope.csv"], 60
-    )
+    # a memory-mapped table with a NaN in row 150: training rows 0 .. 159, rank 1 checks rows 80 .. 159
+    table = np.random.default_rng(0).normal(size=(200, 6))
+    table[:, -1] = table[:, 0] > 0
+    table[150, 2] = np.nan
+    np.save(tmp_path / "bad.npy", table)
+    argv = ["-m", "chainrule", "train", "--distributed", "--data", str(tmp_path / "bad.npy")]
+    bad = launch.run(2, [sys.executable, *argv, "--out", str(tmp_path / "bad")], 60)
     assert bad.returncode == 2
-    _one_line(bad.stderr, r"chainrule train: error: rank 0 of 2: load: 'nope.csv' is neither a dataset name")
+    _one_line(
+        bad.stderr,
+        re.escape(
+            "chainrule train: error: rank 1 of 2: fit: inputs contain NaN or infinite values (first at "
+        )
+        + re.escape("index (150, 2))."),
+    )
+    assert not (tmp_path / "bad").exists()
 
 
 def test_train_distributed_without_mpi4py_is_one_line(

@@ -45,6 +45,9 @@ class Dataset:
         The input columns' names (a CSV header); ``target_name`` the target's.
     task_reason : str, optional
         Why the task was inferred (``None`` when it was given or is the data set's own).
+    check_finite : bool
+        Scan the inputs for NaN and infinity (a memory map in chunks); False leaves that to
+        the reader of each part (a rank of a distributed run checks only its rows).
 
     Shapes
     ------
@@ -81,6 +84,7 @@ class Dataset:
         feature_names: list[str] | None = None,
         target_name: str | None = None,
         task_reason: str | None = None,
+        check_finite: bool = True,
     ) -> None:
         if task not in TASKS:
             raise ConfigError(f"Dataset {name!r}: task must be one of {TASKS}, got {task!r}.")
@@ -89,8 +93,8 @@ class Dataset:
         self.task_reason = task_reason
         if classes is not None and n_classes is None:
             n_classes = len(classes)
-        self.x_train = _as_inputs(x_train, name, "x_train")
-        self.x_test = _as_inputs(x_test, name, "x_test")
+        self.x_train = _as_inputs(x_train, name, "x_train", check_finite)
+        self.x_test = _as_inputs(x_test, name, "x_test", check_finite)
         if self.x_train.shape[0] == 0:
             raise DataError(f"{name}: the dataset is empty (x_train has 0 rows); nothing to train on.")
         if self.x_test.shape[1:] != self.x_train.shape[1:]:
@@ -125,7 +129,7 @@ class Dataset:
         return f"Dataset(name={self.name!r}, task={self.task!r}, n_classes={self.n_classes}, {arrays})"
 
 
-def _as_inputs(x: np.ndarray, name: str, key: str) -> np.ndarray:
+def _as_inputs(x: np.ndarray, name: str, key: str, check_finite: bool = True) -> np.ndarray:
     """Inputs as a 2-D float32 array (memory maps kept as they are), checked finite."""
     if not isinstance(x, np.memmap):
         x = np.asarray(x)
@@ -136,7 +140,8 @@ def _as_inputs(x: np.ndarray, name: str, key: str) -> np.ndarray:
         x = x.astype(np.float32, copy=False)
     if x.ndim != 2:
         raise DataError(f"{name}: {key} must be 2-D (m, n_features), got shape {x.shape}.")
-    _check_finite(x, name, key)
+    if check_finite:  # False: the reader checks each part it reads (distributed training)
+        _check_finite(x, name, key)
     return x
 
 

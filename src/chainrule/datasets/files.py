@@ -572,7 +572,16 @@ def load_npy(
         raise ConfigError(f"{path.name}: test_fraction must be in [0, 1), got {test_fraction!r}.")
     cut = table.shape[0] - round(test_fraction * table.shape[0])
     kind = _task_of(y, task)
-    return Dataset(x[:cut], y[:cut], x[cut:], y[cut:], name=path.name, task=kind, n_classes=n_classes)
+    return Dataset(
+        x[:cut],
+        y[:cut],
+        x[cut:],
+        y[cut:],
+        name=path.name,
+        task=kind,
+        n_classes=n_classes,
+        check_finite=check_finite,
+    )
 
 
 def load_npy_folder(
