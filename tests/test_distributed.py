@@ -92,7 +92,9 @@ def _check_equal(out: Path, name: str, n: int, reference: cr.Trainer) -> None:
         for got_logs, logs in zip(info["history"], reference.history.epochs, strict=True):
             assert got_logs.keys() == logs.keys()
             for key in logs.keys() - {"seconds"}:
-                assert got_logs[key] == pytest.approx(logs[key], rel=1e-5, abs=1e-7), (name, key)
+                # float32: logits summed in other orders may flip a near tie among the 21 validation rows
+                slack = 1.5 / 21 if "accuracy" in key and tolerance > 1e-12 else 1e-7
+                assert got_logs[key] == pytest.approx(logs[key], rel=1e-5, abs=slack), (name, key)
 
 
 def _one_line(stderr: str, pattern: str) -> None:
@@ -196,14 +198,15 @@ def test_chainrule_train_distributed_matches_one_process_and_only_rank_0_writes(
     argv = ["-m", "chainrule", "train", "--distributed", *options, "--out", str(tmp_path / "two")]
     result = launch.run(2, [sys.executable, *argv], 120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("test_loss") == 1  # rank 0 reports
+    assert result.stdout.count("test_loss") == 1, result.stdout  # rank 0 reports
     assert "distributed: 2 ranks (rank 0 reports), global batch 32 (16 rows per rank)" in result.stdout
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
-    assert two["test_accuracy"] == one["test_accuracy"]
-    assert two["test_loss"] == pytest.approx(one["test_loss"], rel=1e-5)
+    # float32 logits summed in other orders: a near tie may flip one of the 360 test examples
+    assert two["test_accuracy"] == pytest.approx(one["test_accuracy"], abs=1.5 / 360), (one, two)
+    assert two["test_loss"] == pytest.approx(one["test_loss"], rel=1e-5), (one, two)
     for a, b in zip(one["history"], two["history"], strict=True):
-        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5), (one["history"], two["history"])
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == [
         "history.png",
         "metrics.json",

@@ -6,7 +6,7 @@ What users reach for is here by name (``cr.Tensor``, ``cr.Dense``,
 ``cr.Sequential``, ``cr.mlp``, ``cr.Trainer``, ``cr.fit``, ``cr.evaluate``,
 ``cr.predict``, ``cr.save``, ``cr.load``), and the modules by theirs
 (``cr.ops``, ``cr.functional``, ``cr.layers``, ``cr.losses``, ``cr.optim``,
-``cr.train``, ``cr.jit``, ``cr.serialize``).
+``cr.train``, ``cr.jit``, ``cr.serialize``, ``cr.distributed``).
 
 Examples
 --------
@@ -21,7 +21,7 @@ array([0.235 , 0.1966])
 (1, 2)
 """
 
-from chainrule import backend, functional, jit, layers, losses, ops, optim, serialize, train
+from chainrule import backend, distributed, functional, jit, layers, losses, ops, optim, serialize, train
 from chainrule.autograd import enable_grad, grad, is_grad_enabled, no_grad, value_and_grad
 from chainrule.backend import get_device, set_backend, set_device, use_backend, use_device
 from chainrule.errors import (
@@ -31,6 +31,7 @@ from chainrule.errors import (
     CompileWarning,
     ConfigError,
     DataError,
+    DistributedError,
     DTypeError,
     GradientError,
     SerializationError,
@@ -54,6 +55,7 @@ __all__ = [
     "DTypeError",
     "DataError",
     "Dense",
+    "DistributedError",
     "Dropout",
     "EarlyStopping",
     "GradReport",
@@ -68,6 +70,7 @@ __all__ = [
     "backend",
     "check_grad",
     "check_vjp",
+    "distributed",
     "enable_grad",
     "evaluate",
     "fit",
