@@ -71,6 +71,15 @@ def train_here(name: str, folder: Path) -> cr.Trainer:
     return trainer
 
 
+def train_early(folder: Path, distributed: Any = None) -> cr.Trainer:
+    """SGD with momentum for up to 8 epochs under EarlyStopping (patience 1): all ranks stop together."""
+    x, y = load_data(folder)
+    trainer = recipe("sgd64", distributed)
+    stopper = cr.EarlyStopping(monitor="val_accuracy", patience=1)
+    trainer.fit(x, y, 8, validation_split=0.2, verbose=0, callbacks=[stopper])
+    return trainer
+
+
 def weights(trainer: cr.Trainer) -> dict[str, np.ndarray]:
     return {name: np.array(p.data) for name, p in trainer.model.named_parameters()}
 
@@ -84,6 +93,7 @@ def _equal(comm: Any, folder: Path, out: Path) -> None:
             trainer.fit(x, y, 2, validation_split=0.2, verbose=0, callbacks=[Checkpoint(out / "adam64.ckpt")])
         trainer.fit(x, y, EPOCHS, validation_split=0.2, verbose=0)
         _write(comm, out, name, trainer)
+    _write(comm, out, "early", train_early(folder, comm))
 
 
 def _resume(comm: Any, folder: Path, out: Path) -> None:

@@ -117,6 +117,9 @@ def test_two_ranks_give_the_weights_of_one_process(
     assert result.returncode == 0, result.stderr
     for name in worker.CONFIGS:  # SGD with momentum and Adam, float64 and float32, dropout 0.25
         _check_equal(tmp_path, name, 2, references[name])
+    early = worker.train_early(data)  # EarlyStopping decides alike on every rank, restoring the best weights
+    assert len(early.history) < 8
+    _check_equal(tmp_path, "early", 2, early)
     # the checkpoint of epoch 2 (written by rank 0 alone) resumes in one process to the same epoch 3
     resumed = load_checkpoint(tmp_path / "adam64.ckpt")
     assert resumed.epoch == 2

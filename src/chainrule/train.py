@@ -305,6 +305,7 @@ class Trainer:
 
         The order is drawn on the host (the same on every backend) and moved to
         the data's device once per epoch, so batches are cut where the data lives.
+        Under ``distributed``, each is this rank's part of the global batch.
         """
         m = x.shape[0]
         order = backend.xp_of(x).asarray(self.rng.permutation(m)) if shuffle else None
