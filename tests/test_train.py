@@ -556,3 +556,17 @@ def test_bad_sample_weight_in_fit() -> None:
         DataError, match=r"fit sample_weight: sample weights must be finite and >= 0; weight\[3\]"
     ):
         trainer.fit(x, y, 1, verbose=0, sample_weight=np.r_[np.ones(3), -2.0, np.ones(6)])
+
+
+def test_a_batch_of_zero_weights_takes_no_step() -> None:
+    x, y, _ = _float64_blobs()
+    w = np.r_[np.zeros(8), np.ones(16)]  # the first batch of 8 weighs nothing
+    model = mlp([4, 3], output="softmax", seed=0, dtype=np.float64)
+    trainer = Trainer(model, "cross_entropy", "sgd", lr=0.5, batch_size=8)
+    loss = trainer.train_epoch(x, y, shuffle=False, w=w)
+    alone = mlp([4, 3], output="softmax", seed=0, dtype=np.float64)
+    alone_loss = Trainer(alone, "cross_entropy", "sgd", lr=0.5, batch_size=8).train_epoch(
+        x[8:], y[8:], shuffle=False
+    )
+    np.testing.assert_allclose(model[0].W.data, alone[0].W.data, rtol=1e-13)  # two engines: round-off
+    assert loss == pytest.approx(alone_loss, rel=1e-13)
