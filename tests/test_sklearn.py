@@ -363,6 +363,8 @@ def test_partial_fit_continues_and_warm_start_keeps_the_weights() -> None:
     assert len(warm.loss_curve_) == 6 and not np.array_equal(warm.coefs_[0], first)
     cold = MLPClassifier((5,), max_iter=3, random_state=0).fit(X, y)
     np.testing.assert_array_equal(cold.fit(X, y).coefs_[0], first)  # without warm_start: anew
+    warm.set_params(early_stopping=True, max_iter=2).fit(X, y)  # a warm start may switch stopping rules
+    assert len(warm.validation_scores_) == 2 and len(warm.loss_curve_) == 8
 
 
 def test_coefs_are_views_and_can_be_set() -> None:

@@ -175,12 +175,15 @@ class BaseMLP(BaseEstimator):
         self.t_ = 0
         self.n_iter_ = 0
         self._best_weights = [p.data.copy() for p in self._model.parameters()]
-        if self.early_stopping:
-            self.validation_scores_: list[float] | None = []
-            self.best_validation_score_: float | None = -np.inf
-            self.best_loss_: float | None = None
-        else:
-            self.validation_scores_ = self.best_validation_score_ = None
+        self.validation_scores_: list[float] | None = None
+        self.best_validation_score_: float | None = None
+        self.best_loss_: float | None = None
+
+    def _start_records(self) -> None:
+        """sklearn's records of the stopping rule, started where missing (a warm start may switch rules)."""
+        if self.early_stopping and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        if not self.early_stopping and self.best_loss_ is None:
             self.best_loss_ = np.inf
 
     def _layer_units(self, X: Any, Y: np.ndarray) -> list[int]:
@@ -215,20 +218,22 @@ class BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ConfigError(f"{type(self).__name__}: partial_fit does not support early_stopping=True.")
         X, Y, sw, val = self._split(X, Y, y, sw)
+        self._start_records()
         n = X.shape[0]
         if self.batch_size != "auto" and self.batch_size > n:
             warnings.warn(
                 "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
                 stacklevel=3,
             )
-        trainer = self._get_trainer(_network.batch_size_for(self.batch_size, n))
+        batch_size = _network.batch_size_for(self.batch_size, n)
+        trainer = self._get_trainer(batch_size)
         sample_idx = np.arange(n, dtype=int)
         self.n_iter_ = 0
         try:
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                self._epoch(trainer, X, Y, sw, sample_idx)
+                self._epoch(trainer, batch_size, X, Y, sw, sample_idx)
                 if self._end_of_epoch(val) or incremental:
                     break
                 if self.n_iter_ == self.max_iter:
@@ -265,12 +270,18 @@ class BaseMLP(BaseEstimator):
         return X[train], Y[train], None if sw is None else sw[train], (X[val], y_val, sw_val)
 
     def _epoch(
-        self, trainer: Trainer, X: Any, Y: np.ndarray, sw: np.ndarray | None, order: np.ndarray
+        self,
+        trainer: Trainer,
+        batch_size: int,
+        X: Any,
+        Y: np.ndarray,
+        sw: np.ndarray | None,
+        order: np.ndarray,
     ) -> None:
         """One pass in sklearn's batches; the epoch's loss is the (weighted) mean of the batch losses."""
         n = X.shape[0]
         total, seen = 0.0, 0.0
-        for step, batch in enumerate(gen_batches(n, trainer.batch_size)):
+        for step, batch in enumerate(gen_batches(n, batch_size)):
             rows = order[batch] if self.shuffle else batch
             wb = None if sw is None else sw[rows]
             size = float(batch.stop - batch.start) if wb is None else float(wb.sum())
@@ -348,8 +359,8 @@ class BaseMLP(BaseEstimator):
 
     def _get_trainer(self, batch_size: int) -> Trainer:
         """chainrule's Trainer for the network, the optimizer and the loss (kept for partial_fit)."""
-        trainer = getattr(self, "_trainer", None)
-        if trainer is None or trainer.optimizer is not self._optimizer or trainer.batch_size != batch_size:
+        trainer = getattr(self, "_trainer", None)  # kept while the optimizer is: its traced steps too
+        if trainer is None or trainer.optimizer is not self._optimizer:
             name, output = self._training_loss()
             weights = [d.W for d in self._model.dense_layers()]
             loss = _network.MLPLoss(get_loss(name), output, float(self.alpha), weights)
