@@ -86,7 +86,7 @@ def dask_client() -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # the scheduler's HTTP server: loopback, a free port
             silence_logs=logging.ERROR,
         )
     with cluster, distributed.Client(cluster, timeout="60s") as client:
