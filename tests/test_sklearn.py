@@ -310,22 +310,40 @@ def test_verbose_prints_sklearns_lines(capsys: pytest.CaptureFixture[str]) -> No
     assert "Iteration 1, loss = " in out and "Validation score: " in out
 
 
-def test_blas_threads_limits_blas_during_fit_and_predict(monkeypatch: pytest.MonkeyPatch) -> None:
+def _blas_threads() -> set[int]:
+    return {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+
+
+def test_threads_set_blas_threads_during_fit_and_predict(monkeypatch: pytest.MonkeyPatch) -> None:
     from chainrule.sklearn import _base
 
-    seen: list[int] = []
+    seen: list[set[int]] = []
     step = _base.Trainer.train_step
 
     def spy(self: Any, *args: Any, **kwargs: Any) -> float:
-        seen.extend(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+        seen.append(_blas_threads())
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(_base.Trainer, "train_step", spy)
+    monkeypatch.setitem(_base.blas._state, "default", None)  # no set_threads default from elsewhere
+    big = np.random.RandomState(0).normal(size=(400, 300))  # products of 2 * 200 * 300 * 200 = 2.4e7 FLOPs
     with threadpool_limits(limits=2, user_api="blas"):
-        MLPClassifier((4,), max_iter=2, random_state=0, blas_threads=1).fit(X, TARGETS["logistic"])
-        after = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
-    assert seen and set(seen) == {1}
-    assert set(after) == {2}  # restored after fit
+        est = MLPRegressor((200,), max_iter=1, random_state=0, threads=1).fit(big, big[:, 0])
+        assert seen and all(s == {1} for s in seen) and _blas_threads() == {2}  # restored after fit
+        seen.clear()
+        est.set_params(threads=2, warm_start=True).fit(big, big[:, 0])
+        assert seen and all(s == {2} for s in seen)
+        seen.clear()
+        # None: chainrule's choice (chainrule.backend.threads), one thread for small products
+        MLPClassifier((4,), max_iter=1, random_state=0).fit(X, TARGETS["logistic"])
+        assert seen and all(s == {1} for s in seen) and _blas_threads() == {2}
+        forward = est._model.forward
+        during: list[set[int]] = []
+        monkeypatch.setattr(
+            est._model, "forward", lambda *a, **k: during.append(_blas_threads()) or forward(*a, **k)
+        )
+        est.set_params(threads=1).predict(big)
+        assert during and all(s == {1} for s in during)
 
 
 def test_gpu_device_without_cupy_says_so() -> None:
@@ -460,7 +478,7 @@ def test_load_refuses_a_model_that_does_not_end_in_dense(tmp_path: Any) -> None:
         ({"n_iter_no_change": 0}, r"n_iter_no_change must be an int >= 1 or numpy\.inf, got 0"),
         ({"dropout": 1.0}, r"dropout must be a number in \[0, 1\), got 1\.0"),
         ({"device": "tpu"}, r"device must be one of \['cpu', 'gpu'\], got 'tpu'"),
-        ({"blas_threads": 0}, r"blas_threads must be None or an int >= 1, got 0"),
+        ({"threads": 0}, r"threads must be None \(chosen per epoch\) or an int >= 1, got 0"),
         ({"optimizer_options": [1]}, r"optimizer_options must be None or a dict of optimizer keywords"),
         ({"shuffle": "yes"}, r"shuffle must be True or False, got 'yes'"),
         ({"epsilon": float("nan")}, r"epsilon must be a number > 0, got nan"),

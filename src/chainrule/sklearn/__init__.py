@@ -4,7 +4,7 @@ Drop-in for sklearn's own MLPs (the same parameter names, defaults, initial
 weights, batches and stopping rule; with plain SGD the same weights to float64
 round-off), plus what those refuse: ``dropout``, ``sample_weight`` and
 ``class_weight``, every chainrule ``loss`` convention, chainrule's optimizers
-(``solver``, ``optimizer_options``), ``device`` and ``blas_threads``. They pass
+(``solver``, ``optimizer_options``), ``device`` and ``threads``. They pass
 ``sklearn.utils.estimator_checks`` and work in ``Pipeline``, ``GridSearchCV``
 (with joblib's processes or on a Dask cluster), ``cross_val_score`` and ``clone``.
 

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from chainrule import backend, serialize
 from chainrule.autograd import no_grad
+from chainrule.backend import threads as blas
 from chainrule.errors import ConfigError, DataError, SerializationError, ShapeError
 from chainrule.layers import Dense, Sequential
 from chainrule.losses import get_loss, sample_weights
@@ -72,7 +73,7 @@ class BaseMLP(BaseEstimator):
         dropout: float = 0.0,
         optimizer_options: dict[str, Any] | None = None,
         device: str = "cpu",
-        blas_threads: int | None = None,
+        threads: int | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -100,7 +101,7 @@ class BaseMLP(BaseEstimator):
         self.dropout = dropout
         self.optimizer_options = optimizer_options
         self.device = device
-        self.blas_threads = blas_threads
+        self.threads = threads
 
     # ------------------------------------------------------------ what subclasses provide
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool, classes: Any = None) -> Any:
@@ -141,22 +142,21 @@ class BaseMLP(BaseEstimator):
     def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool, classes: Any = None) -> BaseMLP:
         self._check_params()
         first = not self.__sklearn_is_fitted__() or not (self.warm_start or incremental)
-        with self._blas_limit():
-            X, Y, y = self._validate_input(X, y, incremental, first, classes)
-            sw = self._weights(X, y, sample_weight, incremental)
-            if sw is not None and not sw.sum() > 0:
-                raise DataError(
-                    f"{type(self).__name__}: the sample weights sum to 0 (every weight is zero): "
-                    "nothing to learn from."
-                )
-            self._random_state = check_random_state(self.random_state)
-            if first:
-                with backend.use_device("cpu"):  # the network starts on the host
-                    self._initialize(X, Y)
-            else:
-                self._check_architecture(X, Y)
-            with backend.use_device(self.device), self._on_device(self.device):
-                self._fit_stochastic(X, Y, y, sw, incremental)
+        X, Y, y = self._validate_input(X, y, incremental, first, classes)
+        sw = self._weights(X, y, sample_weight, incremental)
+        if sw is not None and not sw.sum() > 0:
+            raise DataError(
+                f"{type(self).__name__}: the sample weights sum to 0 (every weight is zero): "
+                "nothing to learn from."
+            )
+        self._random_state = check_random_state(self.random_state)
+        if first:
+            with backend.use_device("cpu"):  # the network starts on the host
+                self._initialize(X, Y)
+        else:
+            self._check_architecture(X, Y)
+        with backend.use_device(self.device), self._on_device(self.device):
+            self._fit_stochastic(X, Y, y, sw, incremental)
         return self
 
     def _initialize(self, X: Any, Y: np.ndarray) -> None:
@@ -229,11 +229,15 @@ class BaseMLP(BaseEstimator):
         trainer = self._get_trainer(batch_size)
         sample_idx = np.arange(n, dtype=int)
         self.n_iter_ = 0
+        meter = blas.CpuMeter()
         try:
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                self._epoch(trainer, batch_size, X, Y, sw, sample_idx)
+                # BLAS threads per epoch, as Trainer.train_epoch chooses them (chainrule.backend.threads)
+                largest = blas.largest_product(self._model, batch_size)
+                with blas.limit(blas.choose(largest, meter, self.threads)):
+                    self._epoch(trainer, batch_size, X, Y, sw, sample_idx)
                 if self._end_of_epoch(val) or incremental:
                     break
                 if self.n_iter_ == self.max_iter:
@@ -389,14 +393,6 @@ class BaseMLP(BaseEstimator):
             with backend.use_device(name):
                 self._optimizer.load_state_dict(self._optimizer.state_dict())
 
-    def _blas_limit(self) -> Any:
-        """``threadpoolctl.threadpool_limits(blas_threads)`` around the work, or nothing if None."""
-        if self.blas_threads is None:
-            return contextlib.nullcontext()
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(limits=int(self.blas_threads), user_api="blas")
-
     def _check_params(self) -> None:
         """Check every parameter (``_params.PARAMETERS``, the loss); a ConfigError names the first bad one."""
         for name, (ok, expected) in _params.PARAMETERS.items():
@@ -431,7 +427,8 @@ class BaseMLP(BaseEstimator):
         where = "cpu" if isinstance(first, np.ndarray) else "gpu"
         was_training = model.training
         parts = []
-        with self._blas_limit(), backend.use_device(where), no_grad():
+        threads = blas.choose(blas.largest_product(model, min(PREDICT_ROWS, X.shape[0])), None, self.threads)
+        with blas.limit(threads), backend.use_device(where), no_grad():
             model.eval()
             try:
                 for start in range(0, X.shape[0], PREDICT_ROWS):

@@ -52,9 +52,11 @@ _COMMON_DOC = """
         'adamw'); they override the ones above.
     device : {'cpu', 'gpu'}, default='cpu'
         Where training runs ('gpu': CuPy); predictions run on the host.
-    blas_threads : int, optional
-        Limit BLAS threads to this many during fit and predict (``threadpoolctl``), so that
-        parallel jobs (joblib, Dask) do not oversubscribe the cores; None leaves them as they are.
+    threads : int, optional
+        BLAS threads in fit and predict (``threadpoolctl``, restored after). None (the default)
+        chooses per epoch as ``Trainer`` does (:mod:`chainrule.backend.threads`: one thread for
+        small matrix products or on a busy machine, else every core); 1 keeps parallel jobs
+        (joblib, Dask) from oversubscribing the cores.
 """
 
 _COMMON_ATTRIBUTES = """
@@ -129,7 +131,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         dropout: float = 0.0,
         optimizer_options: dict[str, Any] | None = None,
         device: str = "cpu",
-        blas_threads: int | None = None,
+        threads: int | None = None,
         class_weight: dict[Any, float] | str | None = None,
     ) -> None:
         super().__init__(
@@ -140,7 +142,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
             n_iter_no_change=n_iter_no_change, dropout=dropout, optimizer_options=optimizer_options,
-            device=device, blas_threads=blas_threads,
+            device=device, threads=threads,
         )  # fmt: skip
         self.class_weight = class_weight
 

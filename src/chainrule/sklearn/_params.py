@@ -78,7 +78,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "dropout": (_number(0.0, 1.0, "left"), "a number in [0, 1)"),
     "optimizer_options": (lambda v: v is None or isinstance(v, dict), "None or a dict of optimizer keywords"),
     "device": (_one_of(*DEVICES), f"one of {list(DEVICES)}"),
-    "blas_threads": (lambda v: v is None or _number(1, integer=True)(v), "None or an int >= 1"),
+    "threads": (lambda v: v is None or _number(1, integer=True)(v), "None (chosen per epoch) or an int >= 1"),
 }
 
 
