@@ -227,31 +227,42 @@ class BaseMLP(BaseEstimator):
             )
         batch_size = _network.batch_size_for(self.batch_size, n)
         trainer = self._get_trainer(batch_size)
-        sample_idx = np.arange(n, dtype=int)
         self.n_iter_ = 0
-        meter = blas.CpuMeter()
+        # NOTE: a number of threads holds for the whole fit (entering a limit costs about 2 ms)
+        whole_fit = contextlib.nullcontext() if self.threads is None else blas.limit(self.threads)
         try:
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
-                # BLAS threads per epoch, as Trainer.train_epoch chooses them (chainrule.backend.threads)
-                largest = blas.largest_product(self._model, batch_size)
-                with blas.limit(blas.choose(largest, meter, self.threads)):
-                    self._epoch(trainer, batch_size, X, Y, sw, sample_idx)
-                if self._end_of_epoch(val) or incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                        "optimization hasn't converged yet.",
-                        ConvergenceWarning,
-                        stacklevel=3,
-                    )
+            with whole_fit:
+                self._epochs(trainer, batch_size, X, Y, sw, val, incremental)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
         if self.early_stopping:  # the weights of the best validation score
             for p, best in zip(self._model.parameters(), self._best_weights, strict=True):
                 p.data[...] = backend.xp_of(p.data).asarray(best)
+
+    def _epochs(
+        self, trainer: Trainer, batch_size: int, X: Any, Y: np.ndarray, sw: Any, val: Any, incremental: bool
+    ) -> None:
+        """Up to ``max_iter`` epochs (one for ``partial_fit``), each reshuffled, until the rule stops them."""
+        sample_idx = np.arange(X.shape[0], dtype=int)
+        meter, largest = blas.CpuMeter(), blas.largest_product(self._model, batch_size)
+        for _ in range(self.max_iter):
+            if self.shuffle:
+                sample_idx = shuffle(sample_idx, random_state=self._random_state)
+            # threads=None: BLAS threads chosen per epoch as Trainer.train_epoch does (backend.threads)
+            chosen = (
+                blas.limit(blas.choose(largest, meter)) if self.threads is None else contextlib.nullcontext()
+            )
+            with chosen:
+                self._epoch(trainer, batch_size, X, Y, sw, sample_idx)
+            if self._end_of_epoch(val) or incremental:
+                return
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                    "optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=4,
+                )
 
     def _split(self, X: Any, Y: np.ndarray, y: Any, sw: np.ndarray | None) -> tuple[Any, ...]:
         """sklearn's early-stopping split (``train_test_split`` on the same random stream), or all rows."""
