@@ -92,7 +92,7 @@ class Loss:
         w_sum = float(w.sum())
         if w_sum <= 0:
             raise DataError(f"{self!r}: the sample weights sum to {w_sum}; at least one must be positive.")
-        return total / w_sum
+        return total / Tensor(w).sum()  # an op of the step: a compiled step sums each batch's weights
 
     def per_example(self, a: Tensor, y: Any) -> Tensor:
         """``C`` of each example, shape ``(m,)`` (``()`` for one example)."""

@@ -230,13 +230,12 @@ class Trainer:
 
         The step is compiled (see ``compiled``): its numbers are the eager step's. A step
         with per-example weights ``wb`` (shape ``(m,)``: the loss's ``1/m`` becomes
-        ``1/sum(wb)``, see :meth:`chainrule.losses.Loss.weighted`) runs on the eager engine.
+        ``1/sum(wb)``, see :meth:`chainrule.losses.Loss.weighted`) compiles too.
         """
         self.optimizer.zero_grad()  # a frozen parameter must not keep a stale gradient
         self._lr.value = self.optimizer.lr
         batch = {"x": xb, "y": yb} if wb is None else {"x": xb, "y": yb, "w": wb}
-        # NOTE: weighted steps stay eager: the weights' sum would be recorded as a constant
-        value = float(self.compiler(batch, self.model.training) if wb is None else self.compiler.eager(batch))
+        value = float(self.compiler(batch, self.model.training))
         if not math.isfinite(value):
             if self.fused_update:  # a fused step kept no gradient: find the culprit eagerly
                 self.optimizer.zero_grad()
@@ -338,8 +337,8 @@ class Trainer:
             0 silent; 1 a tqdm progress bar over epochs with the metrics.
         sample_weight : array, shape (m,), optional
             Non-negative weight of each example in the loss: the batch mean ``1/m sum_i C_i``
-            becomes ``sum_i w_i C_i / sum_i w_i`` (weight 2 counts a row twice). Steps with
-            weights run on the eager engine. Validation is unweighted.
+            becomes ``sum_i w_i C_i / sum_i w_i`` (weight 2 counts a row twice). Validation
+            is unweighted.
 
         Raises
         ------

@@ -124,11 +124,12 @@ class MLPLoss(Loss):
         cost = self.base(a, target) if weight is None else self.base(a, target, weight)
         if not self.alpha:
             return cost
-        m = output.shape[0] if weight is None else float(np.sum(weight))
         squares = (self.weights[0] * self.weights[0]).sum()
         for w in self.weights[1:]:
             squares = squares + (w * w).sum()
-        return cost + (0.5 * self.alpha / m) * squares
+        # NOTE: sum(w) as an op of the step, not a Python number: a compiled step sums each batch's weights
+        m = output.shape[0] if weight is None else Tensor(weight).sum()
+        return cost + (0.5 * self.alpha) * squares / m
 
 
 def probabilities(z: np.ndarray, output: str, log: bool = False) -> np.ndarray:
