@@ -84,6 +84,8 @@ SLOW = (
     "tests/test_backend.py::test_the_command_line_asks_for_freed_memory_reuse",
     "tests/test_diagnostics.py::test_the_classic_lesson_vanishing_sigmoid_against_relu_with_he_init",
     "tests/test_exercise.py::test_seeds_0_to_99_explain_and_check_against_their_solutions",
+    "tests/test_sklearn_checks.py::",  # scikit-learn's 129 estimator checks, each fitting default MLPs
+    "tests/test_sklearn_parallel.py::",  # grid searches in joblib's processes and on a Dask LocalCluster
 )
 
 

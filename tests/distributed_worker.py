@@ -80,6 +80,19 @@ def train_early(folder: Path, distributed: Any = None) -> cr.Trainer:
     return trainer
 
 
+def train_weighted(folder: Path, distributed: Any = None) -> cr.Trainer:
+    """Adam with per-example weights, in file order: rows 16 .. 31 (a whole batch) weigh 0, so no rank
+    steps on it; 70% of the others weigh 0 too, so a rank's part is often all 0 while the batch is not.
+    """
+    x, y = load_data(folder)
+    rng = np.random.default_rng(8)
+    w = (rng.random(ROWS) < 0.3) * rng.integers(1, 4, size=ROWS).astype(np.float64)
+    w[16:32] = 0.0
+    trainer = recipe("adam64", distributed)
+    trainer.fit(x, y, EPOCHS, shuffle=False, sample_weight=w, verbose=0)
+    return trainer
+
+
 def weights(trainer: cr.Trainer) -> dict[str, np.ndarray]:
     return {name: np.array(p.data) for name, p in trainer.model.named_parameters()}
 
@@ -94,6 +107,7 @@ def _equal(comm: Any, folder: Path, out: Path) -> None:
         trainer.fit(x, y, EPOCHS, validation_split=0.2, verbose=0)
         _write(comm, out, name, trainer)
     _write(comm, out, "early", train_early(folder, comm))
+    _write(comm, out, "weighted", train_weighted(folder, comm))
 
 
 def _resume(comm: Any, folder: Path, out: Path) -> None:

@@ -31,6 +31,7 @@ LEVELS: dict[str, int] = {
     "serialize": 7,  # checkpoints hold a Trainer's state, so it sits above train
     **dict.fromkeys(["check", "exercise"], 7),  # above explain, whose numbers they use
     "onnx": 8,  # writes model files atomically as serialize does
+    "sklearn": 8,  # estimators wrap a Trainer and save through serialize; neither onnx nor cli imports them
     "distributed": 8,  # data-parallel training over MPI: drives train, resumes through serialize
     "cli": 9,
     "__main__": 10,  # ``python -m chainrule`` runs the CLI, so it sits just above it

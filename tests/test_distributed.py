@@ -120,6 +120,7 @@ def test_two_ranks_give_the_weights_of_one_process(
     early = worker.train_early(data)  # EarlyStopping decides alike on every rank, restoring the best weights
     assert len(early.history) < 8
     _check_equal(tmp_path, "early", 2, early)
+    _check_equal(tmp_path, "weighted", 2, worker.train_weighted(data))  # 1/m becomes 1/sum(w), globally
     # the checkpoint of epoch 2 (written by rank 0 alone) resumes in one process to the same epoch 3
     resumed = load_checkpoint(tmp_path / "adam64.ckpt")
     assert resumed.epoch == 2
@@ -143,6 +144,7 @@ def test_three_ranks_uneven_parts_and_a_resume_from_one_process(
     for name in worker.CONFIGS:
         _check_equal(tmp_path, name, 3, references[name])
     _check_equal(tmp_path, "resumed", 3, references["adam64"])
+    _check_equal(tmp_path, "weighted", 3, worker.train_weighted(data))
 
 
 # ------------------------------------------------------------------------ faults

@@ -446,3 +446,46 @@ def test_two_threads_train_at_once_with_the_numbers_of_one_at_a_time(rng: np.ran
     for seed in (0, 1):
         for a, b in zip(alone[seed], together[seed][0], strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_weighted_steps_compile_to_the_eager_numbers(rng: np.random.Generator, loss: str) -> None:
+    x, labels = _data(rng)
+    y = _targets(loss, labels, 3)
+    w = rng.integers(0, 4, x.shape[0]).astype(np.float64)
+    finals = []
+    for compiled in (False, True):
+        model = mlp(
+            [6, 8, 3], "relu", "softmax" if loss == "cross_entropy" else "identity", seed=1, dropout=0.2
+        )
+        trainer = Trainer(model, loss, "adam", 0.01, batch_size=16, compiled=compiled)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", CompileWarning)
+            trainer.fit(x, y, epochs=3, sample_weight=w, verbose=0)
+        assert _compiled(trainer) == (2 if compiled else 0)
+        finals.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*finals, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_constant_that_agreed_by_chance_is_caught_by_the_later_checks(rng: np.random.Generator) -> None:
+    """A Python number computed from the batch is a constant to the recorder; equal in the two
+    recordings by chance, it compiles, and the check at the 4th compiled call finds it changed."""
+    model = mlp([6, 3], seed=0, dtype=np.float64)
+    loss = get_loss("softmax_cross_entropy")
+
+    def fn(x: Tensor, y: np.ndarray) -> Tensor:
+        return loss(model(x), y) * float(y[0] + 1)  # the batch's first label, outside the ops
+
+    compiler = Compiler(fn, model.parameters)
+    x = rng.standard_normal((8, 6))
+    ys = [np.full(8, 1)] * 5 + [np.full(8, 2), np.full(8, 0), np.full(8, 2)]  # the 4th compiled call sees 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for y in ys:
+            compiler({"x": x, "y": y})
+    said = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
+    assert len(said) == 2 and "changed since it was compiled" in said[0]
+    assert "runs on the eager engine" in said[1]
+    (entry,) = compiler.entries.values()
+    assert entry.step is None and entry.eager is not None

@@ -34,7 +34,12 @@ SAMPLES: dict[str, Builder] = {
     "bias_act": lambda rng, dt, m: [
         ((rng.standard_normal((m, 6)).astype(dt), b, act), {})
         for act in ACTS
-        for b in (None, rng.standard_normal(6).astype(dt), rng.standard_normal(1).astype(dt))
+        for b in (
+            None,
+            rng.standard_normal(6).astype(dt),
+            rng.standard_normal(1).astype(dt),
+            rng.standard_normal((1, 6)).astype(dt),
+        )
     ],
     "act_grad": lambda rng, dt, m: [
         (

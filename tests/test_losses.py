@@ -265,3 +265,103 @@ def test_fit_refuses_labels_a_sigmoid_output_cannot_learn() -> None:
     y = np.array([0, 1, 2, 1] * 5)  # three classes for one sigmoid unit
     with pytest.raises(DataError, match=r"SigmoidBinaryCrossEntropy.*target\[2, 0\] = 2\.0"):
         fit(mlp([3, 4, 1], output="sigmoid"), x, y, "binary_cross_entropy", "sgd", 0.1, epochs=1, verbose=0)
+
+
+# ------------------------------------------------------ per-example weights
+W8 = np.array([1, 2, 0, 3, 1, 2])  # integer weights, a zero among them: row i counts W8[i] times
+_REP = np.repeat(np.arange(6), W8)  # the rows of the repeated batch
+
+
+def _torch_unweighted(name: str, reduction: str):  # type: ignore[no-untyped-def]
+    """PyTorch's own batch loss for chainrule's convention ``name``, no weights, on any batch."""
+
+    def per_batch(sum_fn, t, y):  # type: ignore[no-untyped-def]
+        # a loss PyTorch only offers as a sum over entries: / m for chainrule's mean over examples
+        return sum_fn(t, y) if reduction == "sum" else sum_fn(t, y) / t.shape[0]
+
+    return {
+        "sse": lambda t, y: per_batch(lambda a, b: tnf.mse_loss(a, b, reduction="sum"), t, y),
+        "half_sse": lambda t, y: 0.5 * per_batch(lambda a, b: tnf.mse_loss(a, b, reduction="sum"), t, y),
+        "mse": lambda t, y: tnf.mse_loss(t, y, reduction=reduction),
+        "cross_entropy": lambda t, y: tnf.nll_loss(torch.log(t), y, reduction=reduction),
+        "binary_cross_entropy": lambda t, y: per_batch(
+            lambda a, b: tnf.binary_cross_entropy(a, b, reduction="sum"), t, y
+        ),
+        "softmax_cross_entropy": lambda t, y: tnf.cross_entropy(t, y, reduction=reduction),
+        "sigmoid_binary_cross_entropy": lambda t, y: per_batch(
+            lambda a, b: tnf.binary_cross_entropy_with_logits(a, b, reduction="sum"), t, y
+        ),
+    }[name]
+
+
+def _loss_case(name: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An output ``(6, 3)`` in the loss's domain and a target (labels where the loss takes them)."""
+    z = rng.normal(size=(6, 3))
+    if name == "cross_entropy":
+        return np.exp(z) / np.exp(z).sum(1, keepdims=True), rng.integers(0, 3, 6)
+    if name == "binary_cross_entropy":
+        return rng.uniform(0.05, 0.95, (6, 3)), rng.integers(0, 2, (6, 3)).astype(np.float64)
+    if name == "sigmoid_binary_cross_entropy":
+        return z, rng.integers(0, 2, (6, 3)).astype(np.float64)
+    if name == "softmax_cross_entropy":
+        return z, rng.integers(0, 3, 6)
+    return z, rng.normal(size=(6, 3))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_weight_k_equals_the_row_repeated_k_times_against_torch(
+    name: str, reduction: str, rng: np.random.Generator, rel_err
+) -> None:
+    a, y = _loss_case(name, rng)
+    t = Tensor(a, requires_grad=True)
+    c = get_loss(name, reduction)(t, y, W8)
+    c.backward()
+    # PyTorch's unweighted loss on the batch with row i repeated W8[i] times; indexing the leaf
+    # makes autograd add the copies' gradients back onto row i
+    leaf = torch.tensor(a, requires_grad=True)
+    tc = _torch_unweighted(name, reduction)(leaf[torch.tensor(_REP)], torch.tensor(y)[torch.tensor(_REP)])
+    tc.backward()
+    assert float(c.data) == pytest.approx(float(tc.detach()), rel=1e-13), name
+    assert rel_err(t.grad, leaf.grad.numpy()) < 1e-13, name
+    assert np.all(t.grad[2] == 0)  # weight 0: the row is not there
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_unit_weights_change_nothing(name: str, rng: np.random.Generator) -> None:
+    a, y = _loss_case(name, rng)
+    for reduction in ("mean", "sum"):
+        plain = float(get_loss(name, reduction)(Tensor(a), y).data)
+        ones = float(get_loss(name, reduction)(Tensor(a), y, np.ones(6)).data)
+        assert ones == pytest.approx(plain, rel=1e-14), (name, reduction)
+
+
+def test_class_weights_as_sample_weights_equal_torch_class_weighted_cross_entropy(
+    rng: np.random.Generator, rel_err
+) -> None:
+    # torch's weight= is per class; its mean divides by sum_i weight[y_i]: the same 1/sum(w)
+    z, labels = rng.normal(size=(7, 3)), rng.integers(0, 3, 7)
+    class_weight = np.array([0.5, 3.0, 1.25])
+    t = Tensor(z, requires_grad=True)
+    c = get_loss("softmax_cross_entropy")(t, labels, class_weight[labels])
+    c.backward()
+    leaf = torch.tensor(z, requires_grad=True)
+    tc = tnf.cross_entropy(leaf, torch.tensor(labels), weight=torch.tensor(class_weight))
+    tc.backward()
+    assert float(c.data) == pytest.approx(float(tc.detach()), rel=1e-14)
+    assert rel_err(t.grad, leaf.grad.numpy()) < 1e-14
+
+
+def test_bad_sample_weights_are_named() -> None:
+    loss = get_loss("mse")
+    with pytest.raises(
+        ShapeError, match=r"MSE\(reduction='mean'\): expected sample weights of shape \(2,\), got \(3,\)"
+    ):
+        loss(Tensor(A), Y, np.ones(3))
+    with pytest.raises(DataError, match=r"sample weights must be finite and >= 0; weight\[1\] = -1\.0\."):
+        loss(Tensor(A), Y, np.array([1.0, -1.0]))
+    with pytest.raises(DataError, match=r"weight\[0\] = nan\."):
+        loss(Tensor(A), Y, np.array([np.nan, 1.0]))
+    with pytest.raises(DataError, match=r"the sample weights sum to 0\.0; at least one must be positive"):
+        loss(Tensor(A), Y, np.zeros(2))
+    assert float(get_loss("mse", "sum")(Tensor(A), Y, np.zeros(2)).data) == 0.0  # a sum of nothing is 0

@@ -474,3 +474,99 @@ def test_the_public_api_is_reachable_from_the_top() -> None:
     for module in ("optim", "losses", "layers", "train", "jit", "ops", "functional", "serialize"):
         assert getattr(cr, module).__name__ == f"chainrule.{module}"
     assert cr.Dense is cr.layers.Dense and cr.Trainer is cr.train.Trainer and cr.mlp is cr.layers.mlp
+
+
+# ------------------------------------------------------- per-example weights
+def _float64_blobs(m: int = 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, y = blobs(m)
+    return x.astype(np.float64), y, np.random.default_rng(1).integers(0, 4, m)  # weights 0 .. 3
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_a_weighted_step_equals_a_step_on_repeated_rows(loss: str) -> None:
+    x, y, w = _float64_blobs()
+    stepped = []
+    for xb, yb, wb in ((x, y, w), (np.repeat(x, w, axis=0), np.repeat(y, w), None)):
+        model = mlp([4, 6, 3], "tanh", "softmax", seed=0, dtype=np.float64)
+        trainer = Trainer(model, loss, "sgd", lr=0.5, batch_size=len(xb))
+        value = trainer.train_step(xb, yb if loss == "cross_entropy" else np.eye(3)[yb], wb=wb)
+        stepped.append((value, [p.data.copy() for p in model.parameters()]))
+    assert stepped[0][0] == pytest.approx(stepped[1][0], rel=1e-13)
+    for a, b in zip(stepped[0][1], stepped[1][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_fit_with_sample_weight_equals_fit_on_repeated_rows() -> None:
+    x, y, w = _float64_blobs()
+    runs = []
+    for xs, ys, ws in ((x, y, w), (np.repeat(x, w, axis=0), np.repeat(y, w), None)):
+        model = mlp([4, 6, 3], "tanh", "softmax", seed=0, dtype=np.float64)
+        trainer = Trainer(model, "cross_entropy", "sgd", lr=0.5, batch_size=1000)
+        history = trainer.fit(xs, ys, 5, shuffle=False, verbose=0, sample_weight=ws)
+        runs.append((history["loss"], [p.data.copy() for p in model.parameters()]))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-12)  # the epoch loss is the weighted mean
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def test_weighted_batches_carry_each_rows_weight() -> None:
+    trainer = Trainer(mlp([1, 1]), "mse", batch_size=4, seed=0)
+    x, y = np.arange(10.0).reshape(-1, 1), np.arange(10)
+    for shuffle in (True, False):
+        batches = list(trainer.batches(x, y, shuffle, w=100.0 + np.arange(10)))
+        assert [len(b) for b in batches] == [3, 3, 3]
+        for xb, yb, wb in batches:
+            np.testing.assert_array_equal(wb, 100.0 + yb)
+            np.testing.assert_array_equal(xb[:, 0], yb)
+
+
+def test_validation_split_keeps_each_weight_with_its_row() -> None:
+    from chainrule.train import _split
+
+    x, y = np.arange(40.0).reshape(-1, 2), np.arange(20) % 2
+    x_train, y_train, w_train, (x_val, y_val) = _split(x, y, 0.25, 3, w=x[:, 0] + 0.5)
+    np.testing.assert_array_equal(w_train, x_train[:, 0] + 0.5)
+    np.testing.assert_array_equal(y_train, (x_train[:, 0] // 2) % 2)  # row r holds [2r, 2r + 1], label r % 2
+    np.testing.assert_array_equal(y_val, (x_val[:, 0] // 2) % 2)
+    assert len(x_val) == 5 and len(x_train) == 15
+    model = mlp([2, 2], output="softmax", seed=0)
+    Trainer(model, "cross_entropy").fit(x, y, 1, validation_split=0.25, sample_weight=np.ones(20), verbose=0)
+
+
+def test_zero_weights_leave_their_rows_out_of_the_step() -> None:
+    x, y, _ = _float64_blobs()
+    w = np.ones(len(x))
+    w[::2] = 0.0
+    moved = []
+    for xs, ys, ws in ((x, y, w), (x[1::2], y[1::2], None)):
+        model = mlp([4, 3], output="softmax", seed=0, dtype=np.float64)
+        Trainer(model, "cross_entropy", "sgd", lr=0.5, batch_size=100).train_step(xs, ys, wb=ws)
+        moved.append(model[0].W.data.copy())
+    np.testing.assert_allclose(moved[0], moved[1], rtol=1e-13)
+
+
+def test_bad_sample_weight_in_fit() -> None:
+    x, y = blobs(10)
+    trainer = Trainer(mlp([4, 3], output="softmax"), "cross_entropy")
+    with pytest.raises(
+        ShapeError, match=r"fit sample_weight: expected sample weights of shape \(10,\), got \(9,\)"
+    ):
+        trainer.fit(x, y, 1, verbose=0, sample_weight=np.ones(9))
+    with pytest.raises(
+        DataError, match=r"fit sample_weight: sample weights must be finite and >= 0; weight\[3\]"
+    ):
+        trainer.fit(x, y, 1, verbose=0, sample_weight=np.r_[np.ones(3), -2.0, np.ones(6)])
+
+
+def test_a_batch_of_zero_weights_takes_no_step() -> None:
+    x, y, _ = _float64_blobs()
+    w = np.r_[np.zeros(8), np.ones(16)]  # the first batch of 8 weighs nothing
+    model = mlp([4, 3], output="softmax", seed=0, dtype=np.float64)
+    trainer = Trainer(model, "cross_entropy", "sgd", lr=0.5, batch_size=8)
+    loss = trainer.train_epoch(x, y, shuffle=False, w=w)
+    alone = mlp([4, 3], output="softmax", seed=0, dtype=np.float64)
+    alone_loss = Trainer(alone, "cross_entropy", "sgd", lr=0.5, batch_size=8).train_epoch(
+        x[8:], y[8:], shuffle=False
+    )
+    np.testing.assert_allclose(model[0].W.data, alone[0].W.data, rtol=1e-13)  # two engines: round-off
+    assert loss == pytest.approx(alone_loss, rel=1e-13)

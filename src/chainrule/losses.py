@@ -4,7 +4,10 @@ Every loss states its per-example cost ``C`` and the gradient it sends back,
 ``dC/da[L]`` (and ``delta[L] = dC/dz[L]`` where it is fused with the output
 activation). Over a batch of ``m`` examples the default ``reduction="mean"``
 averages the per-example costs (the notes' ``1/n``); ``reduction="sum"``
-adds them. Targets are arrays shaped like the output, or integer class
+adds them. Per-example weights ``w`` (``loss(output, target, weight=w)``)
+turn the mean into ``sum_i w_i C_i / sum_i w_i`` (``1/m`` becomes
+``1/sum(w)``) and the sum into ``sum_i w_i C_i``: weight 2 counts a row twice.
+Targets are arrays shaped like the output, or integer class
 labels of shape ``(m,)``, turned into one-hot rows.
 
 | name | C per example | dC/da[L] |
@@ -58,11 +61,38 @@ class Loss:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
 
-    def __call__(self, output: Tensor, target: Any) -> Tensor:
-        """Scalar ``C`` for outputs ``(m, k)`` (or one example ``(k,)``) and targets."""
+    def __call__(self, output: Tensor, target: Any, weight: Any = None) -> Tensor:
+        """Scalar ``C`` for outputs ``(m, k)`` (or one example ``(k,)``) and targets.
+
+        ``weight``, shape ``(m,)``, weighs each example's cost (see :meth:`weighted`).
+        """
         y = self.targets(output, target)
         per_example = self.per_example(output, y)
+        if weight is not None:
+            return self.weighted(per_example, weight)
         return per_example.mean() if self.reduction == "mean" else per_example.sum()
+
+    def weighted(self, per_example: Tensor, weight: Any) -> Tensor:
+        """``sum_i w_i C_i / sum_i w_i`` (mean) or ``sum_i w_i C_i`` (sum) of per-example costs ``(m,)``.
+
+        Math: ``dC/dC_i = w_i / sum(w)`` for the mean: the notes' ``1/m`` becomes ``1/sum(w)``,
+        so an integer weight ``w_i`` is the same as row ``i`` repeated ``w_i`` times.
+
+        Raises
+        ------
+        ShapeError
+            If ``weight`` is not of shape ``(m,)``.
+        DataError
+            If a weight is negative or not finite, or (for the mean) all weights are zero.
+        """
+        w = sample_weights(weight, tuple(per_example.shape), per_example.dtype, who=repr(self))
+        total = (per_example * w).sum()
+        if self.reduction == "sum":
+            return total
+        w_sum = float(w.sum())
+        if w_sum <= 0:
+            raise DataError(f"{self!r}: the sample weights sum to {w_sum}; at least one must be positive.")
+        return total / Tensor(w).sum()  # an op of the step: a compiled step sums each batch's weights
 
     def per_example(self, a: Tensor, y: Any) -> Tensor:
         """``C`` of each example, shape ``(m,)`` (``()`` for one example)."""
@@ -131,13 +161,17 @@ class MSE(Loss):
 
     Math: ``C = 1/(m k) sum_i sum_j (a_ij - y_ij)^2``; ``dC/da = 2 (a - y) / (m k)``.
     With ``reduction="sum"``, ``C = sum_i sum_j (a_ij - y_ij)^2`` (= ``sse`` summed).
+    Weighted: ``sum_i w_i (1/k) sum_j (a_ij - y_ij)^2 / sum_i w_i`` (mean), and
+    ``sum_i w_i sum_j (a_ij - y_ij)^2`` (sum).
     """
 
     name = "mse"
 
-    def __call__(self, output: Tensor, target: Any) -> Tensor:
+    def __call__(self, output: Tensor, target: Any, weight: Any = None) -> Tensor:
         d = output - self.targets(output, target)
         sq = d * d
+        if weight is not None:  # per example: the mean over k for the mean, the sum over k for the sum
+            return self.weighted(sq.mean(axis=-1) if self.reduction == "mean" else sq.sum(axis=-1), weight)
         return sq.mean() if self.reduction == "mean" else sq.sum()
 
     def per_example(self, a: Tensor, y: Any) -> Tensor:
@@ -204,11 +238,11 @@ class SoftmaxCrossEntropy(Loss):
                 return check_labels(y, k, who=repr(self))
         return super().targets(output, target)
 
-    def __call__(self, output: Tensor, target: Any) -> Tensor:
+    def __call__(self, output: Tensor, target: Any, weight: Any = None) -> Tensor:
         y = self.targets(output, target)
-        if y.dtype.kind in "iu":  # labels: one fused op, the batch mean (or sum) included
+        if y.dtype.kind in "iu" and weight is None:  # labels: one fused op, the batch mean (or sum) included
             return ops.softmax_cross_entropy_labels(output, labels=y, reduction=self.reduction)
-        return super().__call__(output, y)
+        return super().__call__(output, y, weight)
 
     def per_example(self, a: Tensor, y: Any) -> Tensor:
         if y.dtype.kind in "iu":
@@ -228,6 +262,27 @@ class SigmoidBinaryCrossEntropy(_ProbabilityTargets):
 
     def per_example(self, a: Tensor, y: Any) -> Tensor:
         return ops.sigmoid_binary_cross_entropy(a, y).sum(axis=-1)
+
+
+def sample_weights(weight: Any, shape: tuple[int, ...], dtype: Any, who: str = "sample_weight") -> Any:
+    """``weight`` as an array of ``shape`` (one weight per example) and ``dtype``, checked.
+
+    Raises
+    ------
+    ShapeError
+        If the shape differs.
+    DataError
+        If a weight is negative, NaN or infinite (the first is named).
+    """
+    w = weight.data if isinstance(weight, Tensor) else backend.asarray(weight)
+    if tuple(w.shape) != tuple(shape):
+        raise ShapeError(f"{who}: expected sample weights of shape {tuple(shape)}, got {tuple(w.shape)}.")
+    w = w.astype(dtype, copy=False)
+    bad = ~(backend.xp_of(w).isfinite(w) & (w >= 0))
+    if bool(bad.any()):
+        i = tuple(int(j) for j in backend.xp_of(w).argwhere(bad)[0])
+        raise DataError(f"{who}: sample weights must be finite and >= 0; weight{list(i)} = {w[i].item()}.")
+    return w
 
 
 def get_loss(loss: str | Loss, reduction: str = "mean") -> Loss:
@@ -258,4 +313,5 @@ __all__ = [
     "SoftmaxCrossEntropy",
     "fused",
     "get_loss",
+    "sample_weights",
 ]

@@ -391,8 +391,11 @@ class Tensor(_TensorMethods):
         _run_backward(self, seed)
 
 
-def toposort(root: Tensor) -> list[Tensor]:
-    """Tensors reachable from ``root`` that require grad, inputs before outputs (iterative)."""
+def toposort(root: Tensor, grad_only: bool = True) -> list[Tensor]:
+    """Tensors reachable from ``root`` that require grad (or all, if not ``grad_only``), inputs first.
+
+    Iterative, depth first; the backward pass visits them in reverse.
+    """
     order: list[Tensor] = []
     seen: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
@@ -400,13 +403,13 @@ def toposort(root: Tensor) -> list[Tensor]:
         node, done = stack.pop()
         if done:
             order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        if node._node is not None:
-            stack.extend((p, False) for p in node._node[1] if p.requires_grad and id(p) not in seen)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            parents = () if node._node is None else node._node[1]
+            stack.extend(
+                (p, False) for p in parents if (p.requires_grad or not grad_only) and id(p) not in seen
+            )
     return order
 
 

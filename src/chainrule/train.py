@@ -33,7 +33,7 @@ from chainrule.diagnostics import Diagnostics, layers_in, plot_panel
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.jit import Compiler, LearningRate
 from chainrule.layers import Sequential
-from chainrule.losses import Loss, fused, get_loss
+from chainrule.losses import Loss, fused, get_loss, sample_weights
 from chainrule.metrics import accuracy, regression_scores
 from chainrule.optim import SGD, Optimizer, Schedule, clip_grad_norm, get_optimizer
 from chainrule.tables import model_inputs
@@ -44,16 +44,19 @@ class Distributed(Protocol):
     """What ``Trainer(distributed=...)`` calls: :class:`chainrule.distributed.Communicator` on MPI.
 
     ``attach`` joins the trainer (weights from rank 0); ``inputs`` checks and splits the
-    data reading this rank's rows only; ``rows`` is this rank's part of a global batch;
-    ``step`` runs the step on it; ``reduce_gradients`` averages over the global batch;
-    ``sum``, ``any`` and ``evaluate`` reduce over ranks.
+    data reading this rank's rows only; ``part`` is this rank's part of a global batch
+    (None: the batch's weights are all 0, no step); ``step`` runs the step on it;
+    ``reduce_gradients`` averages over the global batch; ``sum``, ``any`` and
+    ``evaluate`` reduce over ranks.
     """
 
     rank: int
 
     def attach(self, trainer: Trainer) -> None: ...
-    def inputs(self, trainer: Trainer, x: Any, y: Any, val: Any, split: float) -> tuple[Any, Any, Any]: ...
-    def rows(self, start: int, stop: int) -> tuple[int, int]: ...
+    def inputs(
+        self, trainer: Trainer, x: Any, y: Any, val: Any, split: float, weight: Any
+    ) -> tuple[Any, Any, Any, Any]: ...
+    def part(self, rows: Any, w: Any) -> Any: ...
     def step(self, compiler: Compiler, batch: dict[str, Any], model: Sequential) -> float: ...
     def reduce_gradients(self, params: list[Tensor], reduction: str) -> None: ...
     def sum(self, *values: float) -> tuple[float, ...]: ...
@@ -254,14 +257,16 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------- step
-    def train_step(self, xb: Any, yb: Any, step: int = 0) -> float:
+    def train_step(self, xb: Any, yb: Any, step: int = 0, wb: Any = None) -> float:
         """One forward, one backward, one update on a batch; returns the batch loss.
 
-        The step is compiled (see ``compiled``): its numbers are the eager step's.
+        The step is compiled (see ``compiled``): its numbers are the eager step's. A step
+        with per-example weights ``wb`` (shape ``(m,)``: the loss's ``1/m`` becomes
+        ``1/sum(wb)``, see :meth:`chainrule.losses.Loss.weighted`) compiles too.
         """
         self.optimizer.zero_grad()  # a frozen parameter must not keep a stale gradient
         self._lr.value = self.optimizer.lr
-        batch = {"x": xb, "y": yb}
+        batch = {"x": xb, "y": yb} if wb is None else {"x": xb, "y": yb, "w": wb}
         if self.distributed is None:
             value = float(self.compiler(batch, self.model.training))
         else:  # this rank's rows of the global batch, with their dropout masks
@@ -278,8 +283,9 @@ class Trainer:
         self.optimizer.step()
         return value
 
-    def _loss_of(self, x: Tensor, y: Any) -> Tensor:
-        return self.step_loss(self.model(x, logits=self.logits), y)
+    def _loss_of(self, x: Tensor, y: Any, w: Any = None) -> Tensor:
+        out = self.model(x, logits=self.logits)
+        return self.step_loss(out, y) if w is None else self.step_loss(out, y, w)
 
     def _non_finite_message(self, value: float, step: int) -> str:
         """Name the first layer whose gradient (or, if that is the cause, weight) is non-finite."""
@@ -300,30 +306,32 @@ class Trainer:
         i, pname = name.split(".")[1:3]
         return f"layers[{i}] {self.model[int(i)]!r}, {prefix}{pname}"
 
-    def batches(self, x: Any, y: Any, shuffle: bool = True) -> Iterator[tuple[Any, Any]]:
-        """Mini-batches of ``batch_size`` rows, in a fresh seeded order each epoch.
+    def batches(self, x: Any, y: Any, shuffle: bool = True, w: Any = None) -> Iterator[tuple[Any, ...]]:
+        """Mini-batches ``(xb, yb)`` of ``batch_size`` rows, in a fresh seeded order each epoch.
 
         The order is drawn on the host (the same on every backend) and moved to
         the data's device once per epoch, so batches are cut where the data lives.
+        With per-example weights ``w`` (shape ``(m,)``) they are ``(xb, yb, wb)``.
         Under ``distributed``, each is this rank's part of the global batch.
         """
         m = x.shape[0]
         order = backend.xp_of(x).asarray(self.rng.permutation(m)) if shuffle else None
+        arrays = (x, y) if w is None else (x, y, w)
         for start in range(0, m, self.batch_size):
-            stop = min(start + self.batch_size, m)
-            if self.distributed is not None:  # this rank's part of the global batch [start, stop)
-                start, stop = self.distributed.rows(start, stop)
-            if order is None:
-                yield x[start:stop], y[start:stop]
-            else:
-                idx = order[start:stop]
-                yield x[idx], y[idx]
+            end = min(start + self.batch_size, m)
+            rows = slice(start, end) if order is None else order[start:end]
+            if self.distributed is not None:  # this rank's part of the global batch, or skip it with all
+                rows = self.distributed.part(rows, w)
+                if rows is None:
+                    continue
+            yield tuple(a[rows] for a in arrays)
 
-    def train_epoch(self, x: Any, y: Any, shuffle: bool = True) -> float:
+    def train_epoch(self, x: Any, y: Any, shuffle: bool = True, w: Any = None) -> float:
         """One pass over the data; returns the epoch's loss on the scale ``evaluate`` reports.
 
         With ``reduction="mean"`` that is the mean over examples (batch losses weighted
-        by batch size); with ``reduction="sum"`` the sum over all examples.
+        by batch size, or by the batch's sum of weights ``w``); with ``reduction="sum"``
+        the sum over all examples. A batch whose weights are all 0 takes no step.
         """
         self.model.train()
         self.compiler.verify()  # each compiled step records once more and checks it is unchanged
@@ -332,9 +340,12 @@ class Trainer:
         largest = blas.largest_product(self.model, min(self.batch_size, x.shape[0]))
         self.blas_threads = blas.choose(largest, self._cpu, self.threads)
         with blas.limit(self.blas_threads):
-            for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
-                total += self.train_step(xb, yb, step) * (xb.shape[0] if mean else 1)
-                seen += xb.shape[0]
+            for step, (xb, yb, *wb) in enumerate(self.batches(x, y, shuffle, w)):
+                size = float(wb[0].sum()) if wb else xb.shape[0]
+                if size == 0 and self.distributed is None:  # all weights 0: nothing to learn, no step
+                    continue
+                total += self.train_step(xb, yb, step, *wb) * (size if mean else 1)
+                seen += size
         if self.distributed is not None:
             total, seen = self.distributed.sum(total, seen)
         return total / seen if mean else total
@@ -350,6 +361,7 @@ class Trainer:
         shuffle: bool = True,
         callbacks: Sequence[Callback] = (),
         verbose: int = 1,
+        sample_weight: Any = None,
         **misspelt: Any,
     ) -> History:
         """Train until ``epochs`` epochs have run in total (so a resumed trainer continues).
@@ -365,6 +377,10 @@ class Trainer:
             class labels).
         verbose : int
             0 silent; 1 a tqdm progress bar over epochs with the metrics.
+        sample_weight : array, shape (m,), optional
+            Non-negative weight of each example in the loss: the batch mean ``1/m sum_i C_i``
+            becomes ``sum_i w_i C_i / sum_i w_i`` (weight 2 counts a row twice). Validation
+            is unweighted.
 
         Raises
         ------
@@ -373,10 +389,12 @@ class Trainer:
         """
         valid = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "misspelt"}
         _check_options("Trainer.fit", misspelt, valid)
-        if self.distributed is not None:  # each rank checks and reads only its own rows
-            x, y, val = self.distributed.inputs(self, x, y, validation_data, validation_split)
-        else:
-            x, y, val = self._inputs(x, y, validation_data, validation_split)
+        if self.distributed is None:
+            x, y, w, val = self._inputs(x, y, validation_data, validation_split, sample_weight)
+        else:  # each rank checks and reads only its own rows
+            x, y, w, val = self.distributed.inputs(
+                self, x, y, validation_data, validation_split, sample_weight
+            )
         classify = _is_classification(y, self.loss)
         y_loss = self._targets(y)
         if self.diagnostics is not None:  # measures first, before other callbacks move any weight
@@ -384,7 +402,7 @@ class Trainer:
         bar = _progress(self.epoch, epochs, verbose if getattr(self.distributed, "rank", 0) == 0 else 0)
         for _ in range(self.epoch, epochs):
             started = time.perf_counter()
-            logs = {"loss": self.train_epoch(x, y_loss, shuffle)}
+            logs = {"loss": self.train_epoch(x, y_loss, shuffle, w)}
             logs.update(self._epoch_metrics(x, y, val, classify))
             logs.update(lr=self.optimizer.lr, seconds=time.perf_counter() - started)
             self.epoch += 1
@@ -402,22 +420,32 @@ class Trainer:
         return self.history
 
     def _inputs(
-        self, x: Any, y: Any, validation_data: tuple[Any, Any] | None, validation_split: float
-    ) -> tuple[Any, Any, Any]:
-        """Checked training arrays and validation pair (or None), cast and on the active backend."""
+        self,
+        x: Any,
+        y: Any,
+        validation_data: tuple[Any, Any] | None,
+        validation_split: float,
+        sample_weight: Any,
+    ) -> tuple[Any, Any, Any, Any]:
+        """Checked training inputs, targets, weights (or None) and validation pair (or None), cast."""
         x, y = check_data(*model_inputs(self.model, x, y, "fit"))  # DataFrames, Series, text labels
         if validation_data is not None:
             validation_data = model_inputs(self.model, *validation_data, "fit validation_data")
+        w = None if sample_weight is None else np.asarray(backend.to_numpy(sample_weight))
+        if w is not None:
+            w = sample_weights(w, (x.shape[0],), np.float64, who="fit sample_weight")
         if validation_data is None and validation_split:
             # NOTE: a generator of its own, not self.rng: a resumed or continued fit must cut the same split
-            x, y, validation_data = _split(x, y, validation_split, self.seed)
+            x, y, w, validation_data = _split(x, y, validation_split, self.seed, w)
         x, y = self._prepare(x, y)
+        if w is not None:
+            w = backend.asarray(w.astype(self.model.parameters()[0].dtype))
         val = (
             self._prepare(*check_data(*validation_data, who="fit validation_data"))
             if validation_data
             else None
         )
-        return x, y, val
+        return x, y, w, val
 
     def _prepare(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         """Cast inputs to the model's dtype once and move both to the active backend."""
@@ -455,12 +483,19 @@ def _plain_sgd(optimizer: Optimizer, clip_norm: float | None) -> bool:
     )
 
 
-def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> Any:
-    """Hold out ``fraction`` of the rows: seeded, stratified for class labels (:mod:`chainrule.data`)."""
+def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, w: Any = None) -> Any:
+    """Hold out ``fraction`` of the rows: seeded, stratified for class labels (:mod:`chainrule.data`).
+
+    The rows' indices are split (the cut depends on ``y`` and the seed only), so the
+    weights ``w`` follow their rows.
+    """
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"fit: validation_split must be in (0, 1), got {fraction}.")
-    x_train, y_train, x_val, y_val = train_val_split(x, y, fraction, rng=seed)
-    return x_train, y_train, (x_val, y_val)
+    rows = np.arange(x.shape[0]).reshape(-1, 1)
+    i_train, _, i_val, _ = train_val_split(rows, y, fraction, rng=seed)
+    i_train, i_val = i_train[:, 0], i_val[:, 0]
+    w_train = None if w is None else w[i_train]
+    return x[i_train], y[i_train], w_train, (x[i_val], y[i_val])
 
 
 def _progress(start: int, epochs: int, verbose: int) -> Any:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -122,18 +123,37 @@ def choose(largest_flops: float, meter: CpuMeter | None = None, n: int | None = 
     return 1 if busy else cores()
 
 
+def _controller() -> Any:
+    """threadpoolctl's view of the loaded thread pools, or None where it cannot inspect the platform.
+
+    Looked up again only when modules were imported since (one may load another BLAS, as Numba's
+    import brings SciPy's): a lookup costs about a millisecond, too much for every epoch of a small model.
+    """
+    cached = _state["controller"]
+    if cached is False:
+        return None
+    if cached is not None and cached[0] == len(sys.modules):
+        return cached[1]
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        controller = ThreadpoolController()
+    except Exception:  # threadpoolctl cannot inspect this platform: leave the threads alone
+        _state["controller"] = False
+        return None
+    _state["controller"] = (len(sys.modules), controller)
+    return controller
+
+
 @contextlib.contextmanager
 def limit(n: int) -> Iterator[None]:
-    """Run the block with ``n`` BLAS threads (threadpoolctl); the previous setting comes back after it."""
-    controller: Any = None
-    if _state["controller"] is not False:
-        try:  # afresh each time: it sees every BLAS loaded so far (Numba's import brings SciPy's)
-            from threadpoolctl import ThreadpoolController
+    """Run the block with ``n`` BLAS threads (threadpoolctl); the previous setting comes back after it.
 
-            controller = ThreadpoolController()
-        except Exception:  # threadpoolctl cannot inspect this platform: leave the threads alone
-            _state["controller"] = False
-    _state["active"].append(n)
+    Inside a block that already runs with ``n`` threads (an evaluation within an epoch) nothing changes.
+    """
+    active = _state["active"]
+    controller = None if active and active[-1] == n else _controller()
+    active.append(n)
     try:
         if controller is None:
             yield
@@ -141,7 +161,7 @@ def limit(n: int) -> Iterator[None]:
             with controller.limit(limits=n, user_api="blas"):
                 yield
     finally:
-        _state["active"].pop()
+        active.pop()
 
 
 def largest_product(model: Any, m: int) -> float:

@@ -10,13 +10,14 @@ Part of :mod:`chainrule.distributed` (level 8).
   replicas start equal; each rank uses one BLAS thread unless told otherwise (the
   ranks of a machine share its cores); a fused SGD update is refused, because it
   would move the weights inside the backward pass, before the gradients are averaged.
-- ``rows`` and ``step``: a rank computes its part of every global batch, inside
+- ``part`` and ``step``: a rank computes its part of every global batch, inside
   :func:`chainrule.jit.batch_rows`, so its dropout masks are its rows of the mask one
   process would draw; a rank whose part is empty runs the forward pass on no rows,
   so its generators move as the others'.
 - ``reduce_gradients``: ``dC/dW = sum_r (m_r / m) dC_r/dW`` with ``m = sum_r m_r``, the
-  global batch (the notes' ``1/m`` is the global ``m``), in one ``Allreduce`` per
-  contiguous bucket of a flat buffer; a parameter no rank has a gradient for keeps none.
+  global batch (the notes' ``1/m`` is the global ``m``; with per-example weights, ``m_r``
+  is the sum of the part's weights), in one ``Allreduce`` per contiguous bucket of a flat
+  buffer; a parameter no rank has a gradient for keeps none.
 - ``sum``, ``any``, ``evaluate``, ``predict``: reductions over ranks.
 
 Faults. Every collective is watched: a rank that waits longer than ``timeout``
@@ -37,7 +38,7 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -118,8 +119,10 @@ class Communicator:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout, self.threads = float(timeout), int(threads)
         self.bucket_bytes = int(bucket_mb * 2**20)
-        self._window: tuple[int, int] | None = None  # the part rows() gave: (offset, global rows)
-        self._rows, self._total = 0, cast(int | None, None)  # rows and global rows of the last step
+        # what part() cut for the next step: (offset, rows, size) of the global batch (size: rows or
+        # the sum of its weights); and the last step's (size of this rank's part, global size or None)
+        self._next: tuple[int, int, float] | None = None
+        self._last: tuple[float, float | None] = (0.0, None)
         self._watch: tuple[float, str] | None = None  # deadline and name of the collective waited in
         self._watchdog = threading.Thread(target=self._guard, name="chainrule-mpi-watchdog", daemon=True)
         self._watchdog.start()
@@ -264,25 +267,35 @@ class Communicator:
         trainer.rng.bit_generator.state = states["rng"]
         trainer.model.set_rng_state(states["model_rng"])
 
-    def inputs(self, trainer: Trainer, x: Any, y: Any, val: Any, split: float) -> tuple[Any, Any, Any]:
+    def inputs(
+        self, trainer: Trainer, x: Any, y: Any, val: Any, split: float, weight: Any = None
+    ) -> tuple[Any, Any, Any, Any]:
         """:func:`chainrule.distributed.shards.inputs`: the data of ``fit``, this rank's rows checked."""
-        return shards.inputs(trainer, x, y, val, split)
+        return shards.inputs(trainer, x, y, val, split, weight)
 
-    def rows(self, start: int, stop: int) -> tuple[int, int]:
-        """This rank's rows ``[lo, hi)`` of the global batch ``[start, stop)``: its next step's."""
-        lo, hi = shards.part(stop - start, self.size, self.rank)
-        self._window = (lo, stop - start)
-        return start + lo, start + hi
+    def part(self, rows: Any, w: Any = None) -> Any:
+        """This rank's part of the global batch ``rows`` (a slice or row numbers), for its next step.
+
+        None when every weight of the batch is 0: no rank steps on it, as one process does not.
+        """
+        n = rows.stop - rows.start if isinstance(rows, slice) else int(rows.shape[0])
+        size = float(n) if w is None else float(w[rows].sum())
+        if size == 0:
+            return None
+        lo, hi = shards.part(n, self.size, self.rank)
+        self._next = (lo, n, size)
+        return slice(rows.start + lo, rows.start + hi) if isinstance(rows, slice) else rows[lo:hi]
 
     def step(self, compiler: Any, batch: dict[str, Any], model: Any) -> float:
         """Forward, loss and backward on this rank's part of the global batch; returns its loss."""
-        window, self._window = self._window, None
-        self._rows = int(batch["x"].shape[0])
-        self._total = None if window is None else window[1]
-        with batch_rows(*window) if window is not None else contextlib.nullcontext():
-            if self._rows:
+        cut, self._next = self._next, None
+        w = batch.get("w")
+        size = float(batch["x"].shape[0]) if w is None else float(w.sum())
+        self._last = (size, None if cut is None else cut[2])
+        with batch_rows(cut[0], cut[1]) if cut is not None else contextlib.nullcontext():
+            if size:
                 return float(compiler(batch, model.training))
-            with no_grad():  # no rows here: draw as the others do, and give no gradient
+            with no_grad():  # no rows (or weights) here: draw as the others do, give no gradient
                 model(Tensor(batch["x"]))
         return 0.0
 
@@ -291,8 +304,10 @@ class Communicator:
         if self.size == 1:
             return
         wanted = [p for p in params if p.requires_grad]
-        total = self._total if self._total is not None else int(self.sum(self._rows)[0])
-        scale = self._rows / total if reduction == "mean" else 1.0
+        local, total = self._last
+        if total is None:  # a step outside fit: the global size is the sum of the parts
+            total = self.sum(local)[0]
+        scale = local / total if reduction == "mean" and total else 1.0
         dtype = np.result_type(*(p.data.dtype for p in wanted))
         ends = np.cumsum([p.data.size for p in wanted])
         flat = np.empty(int(ends[-1]) + len(wanted), dtype=dtype)  # gradients, then who has one

@@ -20,6 +20,7 @@ import numpy as np
 
 from chainrule import backend
 from chainrule.errors import DataError, ShapeError
+from chainrule.losses import sample_weights
 from chainrule.tables import model_inputs
 from chainrule.train import _split
 
@@ -116,9 +117,14 @@ def first_non_finite(a: Any, lo: int, hi: int) -> tuple[int, ...] | None:
 
 
 def inputs(
-    trainer: Any, x: Any, y: Any, validation_data: tuple[Any, Any] | None, split: float
-) -> tuple[Rows, Any, Any]:
-    """The training rows, targets and validation pair of :meth:`Trainer.fit` on one rank.
+    trainer: Any,
+    x: Any,
+    y: Any,
+    validation_data: tuple[Any, Any] | None,
+    split: float,
+    sample_weight: Any = None,
+) -> tuple[Rows, Any, Any, Any]:
+    """The training rows, targets, weights (or None) and validation pair of :meth:`Trainer.fit` on one rank.
 
     As one process: DataFrames converted, the same seeded (stratified) validation split,
     inputs cast to the model's dtype. But this rank looks for NaN only in its block
@@ -128,21 +134,29 @@ def inputs(
     model = trainer.model
     dtype = model.parameters()[0].dtype
     x, y = checked(*model_inputs(model, x, y, "fit"), comm.size, comm.rank, "fit")
+    w = None
+    if sample_weight is not None:
+        w = sample_weights(
+            np.asarray(backend.to_numpy(sample_weight)), (x.shape[0],), np.float64, "fit sample_weight"
+        )
+    val = None
+    index = None
     if validation_data is not None:
         x_val, y_val = model_inputs(model, *validation_data, "fit validation_data")
         x_val, y_val = checked(x_val, y_val, comm.size, comm.rank, "fit validation_data")
-        val = (Rows(x_val, None, dtype), _targets(y_val, dtype))
-        return Rows(x, None, dtype), _targets(y, dtype), val
-    if not split:
-        return Rows(x, None, dtype), _targets(y, dtype), None
-    # the split of one process, made on row numbers: (x[i_train], y_train), (x[i_val], y_val)
-    i_train, y_train, (i_val, y_val) = _split(np.arange(x.shape[0]).reshape(-1, 1), y, split, trainer.seed)
-    val = (Rows(x, i_val[:, 0], dtype), _targets(y_val, dtype))
-    return Rows(x, i_train[:, 0], dtype), _targets(y_train, dtype), val
+        val = (Rows(x_val, None, dtype), _cast(y_val, dtype))
+    elif split:  # the split of one process, made on row numbers: x[i_train], x[i_val]
+        i_train, y, w, (i_val, y_val) = _split(
+            np.arange(x.shape[0]).reshape(-1, 1), y, split, trainer.seed, w
+        )
+        val = (Rows(x, i_val[:, 0], dtype), _cast(y_val, dtype))
+        index = i_train[:, 0]
+    return Rows(x, index, dtype), _cast(y, dtype), None if w is None else _cast(w, dtype), val
 
 
-def _targets(y: np.ndarray, dtype: Any) -> Any:
-    return backend.asarray(y.astype(dtype, copy=False) if y.dtype.kind == "f" else y)
+def _cast(a: np.ndarray, dtype: Any) -> Any:
+    """Targets or weights on the active device, floats in the model's dtype."""
+    return backend.asarray(a.astype(dtype, copy=False) if a.dtype.kind == "f" else a)
 
 
 __all__ = ["Rows", "checked", "first_non_finite", "inputs", "part"]

@@ -18,7 +18,12 @@ inside :func:`batch_rows` a step draws only its rows of a global batch's numbers
 A compiled step also checks, on every call, that its parameters still want the
 gradients and have the shapes and dtypes it recorded, and :meth:`Compiler.verify`
 makes the next call of each step record again and compare (the Trainer asks for it
-at each epoch), so a model changed between epochs is noticed.
+at each epoch), so a model changed between epochs is noticed. Two recordings may
+also agree by chance (a value computed from the batch outside chainrule's ops that
+happened to be equal in both), so a compiled step records again and compares at
+its 4th, 32nd, 256th, ... call; a difference is said and the step runs eagerly.
+Values computed from a batch belong in ops (``Tensor(w).sum()``, not
+``float(w.sum())``): then the compiled step computes them anew for every batch.
 
 Passes rewrite a recording before it is compiled (:mod:`~chainrule.jit.passes`):
 plain SGD fused into the gradient's GEMM is one, opt-in.
@@ -38,6 +43,8 @@ from chainrule.jit.replay import CompiledStep, backward_plan
 from chainrule.jit.rows import batch_rows, uniform_rows
 from chainrule.tensor import Array, Tensor
 
+CHECK_FIRST, CHECK_GROWTH = 4, 8  # a compiled step records again at its 4th, 32nd, 256th, ... call
+
 
 @dataclass
 class _Entry:
@@ -48,6 +55,8 @@ class _Entry:
     guards: list[tuple[Tensor, bool, Any, tuple[int, ...]]] = field(default_factory=list)
     eager: str | None = None  # why this step runs eagerly
     verify: bool = False
+    calls: int = 0  # compiled calls so far
+    next_check: int = 0  # the compiled call that records again and compares (4, 32, 256, ...)
 
     def holds(self) -> bool:
         """The recorded parameters still want gradients and have the recorded dtypes and shapes."""
@@ -108,7 +117,13 @@ class Compiler:
         if entry.step is not None and not entry.holds():  # a parameter frozen, recast or reshaped
             entry.step, entry.verify = None, False  # compile afresh, as for a new kind of batch
         if entry.step is not None and not entry.verify:
-            return entry.step(batch)
+            entry.calls += 1
+            if entry.calls < entry.next_check:
+                return entry.step(batch)
+            entry.verify = (
+                True  # NOTE: two recordings can agree by chance: record again and compare, ever rarer
+            )
+            entry.next_check *= CHECK_GROWTH
         if not self.enabled or entry.eager is not None:
             return self.eager(batch)
         loss, rec = self._record(batch)
@@ -165,6 +180,7 @@ class Compiler:
         else:
             leaves = [r.tensor for r in rec.inputs if r.kind == "leaf" and r.tensor is not None]
             entry.guards = [(t, t.requires_grad, t.data.dtype, t.data.shape) for t in leaves]
+            entry.calls, entry.next_check = 0, CHECK_FIRST
         entry.recordings = []
 
     def _compile(self, rec: Recording) -> CompiledStep:

@@ -159,7 +159,7 @@ def capture(
         else:
             inputs.append(InputRecord(slot, "constant", value=t.data))
 
-    for t in _every_value(root):  # inputs before outputs: a source is classified before its readers
+    for t in toposort(root, grad_only=False):  # inputs before outputs: a source before its readers
         if t._node is None:
             source(t)
             continue
@@ -175,23 +175,6 @@ def capture(
     # every draw of the eager step, in its order: one the graph does not use is drawn all the same
     drawn = [(slots.get(id(t)), draw) for t, draw in draws]
     return Recording(inputs, ops, list(range(len(order))), slots[id(root)], len(slots), wanted, drawn)
-
-
-def _every_value(root: Tensor) -> list[Tensor]:
-    """Every tensor ``root`` was computed from (needing a gradient or not), inputs before outputs."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-        elif id(node) not in seen:
-            seen.add(id(node))
-            stack.append((node, True))
-            if node._node is not None:
-                stack.extend((p, False) for p in node._node[1] if id(p) not in seen)
-    return order
 
 
 def _data(v: Any) -> Any:
