@@ -356,7 +356,7 @@ def test_each_rank_looks_for_nan_in_its_own_block_and_names_the_row_in_the_whole
 
 # --------------------------------------------------- the communicator (no MPI)
 def test_communicator_refuses_bad_settings_before_starting_mpi() -> None:
-    for option, value in (("timeout", 0), ("threads", -1), ("bucket_mb", True)):
+    for option, value in (("timeout", 0), ("threads", 1.5), ("bucket_mb", True)):
         with pytest.raises(
             ConfigError, match=f"Communicator: {option} must be a positive number, got {value!r}."
         ):

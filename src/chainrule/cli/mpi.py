@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from chainrule.cli.common import positive_int
+from chainrule.errors import ChainruleWarning
 
 
 def add_arguments(train: argparse.ArgumentParser) -> None:
@@ -40,8 +42,9 @@ def run(args: argparse.Namespace, train: Callable[[argparse.Namespace, Any], int
     from chainrule.distributed import Communicator, describe
 
     comm = Communicator(timeout=args.mpi_timeout)
-    if comm.rank != 0:
-        args.quiet = True  # only rank 0 prints
+    if comm.rank != 0:  # only rank 0 prints: the others' warnings are its own (the same model, the same step)
+        args.quiet = True
+        warnings.filterwarnings("ignore", category=ChainruleWarning)
     try:
         return train(args, comm)
     except BaseException as exc:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -111,7 +112,8 @@ class Communicator:
         excepthook: bool = True,
     ) -> None:
         for name, value in (("timeout", timeout), ("threads", threads), ("bucket_mb", bucket_mb)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            kinds = int if name == "threads" else int | float
+            if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
                 raise ConfigError(f"Communicator: {name} must be a positive number, got {value!r}.")
         self.MPI = mpi()
         self.comm = self.MPI.COMM_WORLD if comm is None else comm
@@ -170,7 +172,9 @@ class Communicator:
                     file=sys.stderr,
                     flush=True,
                 )
-                self.comm.Abort(3)
+                if self.MPI.Query_thread() == self.MPI.THREAD_MULTIPLE:  # mpi4py's default
+                    self.comm.Abort(3)
+                os._exit(3)  # MPI may not be called from this thread: mpiexec ends a job a rank left
 
     @contextlib.contextmanager
     def watched(self, what: str) -> Iterator[None]:
