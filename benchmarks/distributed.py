@@ -19,7 +19,10 @@ left behind), then the cost model:
 4. The alpha-beta model of a ring allreduce (:mod:`chainrule.distributed.cost`) with
    the measured compute time per step: efficiency at 4, 16 and 64 nodes on 10 and
    100 Gb/s, weak scaling (each node keeps a batch of 128) and strong scaling (a
-   global batch of 128 cut over the nodes).
+   global batch of 128 cut over the nodes; the update of every weight, measured
+   apart, is repeated on each node). The wider net's step is the small one's, its
+   forward and backward pass scaled by the measured ratio of the two nets' passes,
+   its update by the ratio of their weights.
 
 Run: ``python benchmarks/distributed.py`` (about 2 minutes on 2 cores); ``--repeats``
 for more runs of each. Results and the model's table: ``docs/distributed.md``.
@@ -156,6 +159,15 @@ def role_scaling(comm: Any, args: argparse.Namespace) -> dict[str, Any]:
         return value
 
     trainer.train_step = timed_step
+    updates: list[float] = []
+    update = trainer.optimizer.step
+
+    def timed_update() -> None:
+        started = time.perf_counter()
+        update()
+        updates.append(time.perf_counter() - started)
+
+    trainer.optimizer.step = timed_update
     epochs, shares = [], []
     for epoch in range(args.epochs + 1):
         spent[0] = 0.0
@@ -167,7 +179,12 @@ def role_scaling(comm: Any, args: argparse.Namespace) -> dict[str, Any]:
         if epoch:  # the first records and compiles the step
             epochs.append(seconds)
             shares.append(spent[0] / seconds)
-    return {"epochs": epochs, "allreduce_share": statistics.median(shares), "step": statistics.median(steps)}
+    return {
+        "epochs": epochs,
+        "allreduce_share": statistics.median(shares),
+        "step": statistics.median(steps),
+        "update": statistics.median(updates),
+    }
 
 
 ROLES = {"allreduce": role_allreduce, "overlap": role_overlap, "scaling": role_scaling}
@@ -234,15 +251,18 @@ def report_overlap(result: dict[str, Any]) -> None:
             print(f"| {net} ({which}) | " + " | ".join(f"{c:.2f} ms" for c in cells) + " |")
 
 
-def report_model(step_s: float, nbytes: float, gamma: float, net: str) -> None:
+def report_model(step_s: float, update_s: float, nbytes: float, gamma: float, net: str) -> None:
     from chainrule.distributed import project
 
-    print(f"\n### Cost model, {net}: {nbytes / 1e6:.2f} MB of gradients, {step_s * 1e3:.2f} ms a step\n")
+    print(
+        f"\n### Cost model, {net}: {nbytes / 1e6:.2f} MB of gradients, {step_s * 1e3:.2f} ms a step "
+        f"({update_s * 1e3:.2f} ms of it the update)\n"
+    )
     print("| nodes | network | allreduce | weak efficiency (128 rows a node) | strong speed-up (128 rows) |")
     print("|---:|---|---:|---:|---:|")
     for gbits, alpha in NETWORKS.items():
         for nodes in (2, 4, 16, 64):
-            p = project(nbytes, step_s, nodes, gbits, alpha, gamma)
+            p = project(nbytes, step_s, nodes, gbits, alpha, gamma, update_s)
             print(
                 f"| {nodes} | {gbits:g} Gb/s | {p.allreduce_s * 1e3:.2f} ms | {p.weak_efficiency:.0%} | "
                 f"{p.strong_speedup:.2f}x ({p.strong_speedup / nodes:.0%}) |"
@@ -271,14 +291,17 @@ def main() -> None:
     e2 = [t for r in two for t in r["epochs"]]
     share = statistics.median(r["allreduce_share"] for r in two)
     print("\n### Epoch time, 784-256-128-10, 8,192 rows, batch 128, 2 cores either way\n")
-    print("| run | fastest epoch | median epoch | step (median) | allreduce share of the epoch |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| run | fastest epoch | median epoch | step (median) | its update | allreduce share of the epoch |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     rows = (("1 rank x 2 BLAS threads", e1, one, "-"), ("2 ranks x 1 BLAS thread", e2, two, f"{share:.0%}"))
     for label, epochs, runs, what in rows:
         step = statistics.median(r["step"] for r in runs)
+        update = statistics.median(r["update"] for r in runs)
         print(
             f"| {label} | {min(epochs):.3f} s | {statistics.median(epochs):.3f} s | "
-            f"{step * 1e3:.2f} ms | {what} |"
+            f"{step * 1e3:.2f} ms | {update * 1e3:.2f} ms | {what} |"
         )
     print(
         f"\nspeed-up of 2 ranks: {min(e1) / min(e2):.2f}x (fastest), "
@@ -288,10 +311,13 @@ def main() -> None:
     gamma = _gamma()
     print(f"\nreduction arithmetic measured here: {1 / gamma / 1e9:.1f} GB/s (gamma = {gamma:.2e} s/byte)")
     step_small = statistics.median(r["step"] for r in one)  # a node = this machine, a step of 128 rows
-    report_model(step_small, n_params(SMALL) * 4, gamma, "784-256-128-10")
+    update_small = statistics.median(r["update"] for r in one)  # every node repeats it whole
+    report_model(step_small, update_small, n_params(SMALL) * 4, gamma, "784-256-128-10")
     small, wide = ("-".join(map(str, s)) for s in (SMALL, WIDE))
     ratio = overlap[wide]["compute"][0] / overlap[small]["compute"][0]  # measured, same batch and thread
-    report_model(step_small * ratio, n_params(WIDE) * 4, gamma, f"784-2560-1280-10 ({ratio:.1f}x the step)")
+    grow = n_params(WIDE) / n_params(SMALL)  # the update touches every weight once
+    step_wide = (step_small - update_small) * ratio + update_small * grow
+    report_model(step_wide, update_small * grow, n_params(WIDE) * 4, gamma, "784-2560-1280-10 (scaled)")
 
 
 if __name__ == "__main__":

@@ -407,5 +407,8 @@ def test_ring_allreduce_cost_is_the_alpha_beta_model() -> None:
     assert row.weak_efficiency == pytest.approx(0.01 / 0.01156)
     assert row.strong_speedup == pytest.approx(0.01 / (0.0025 + 0.00156))
     assert "nodes=4" in repr(row)
+    repeated = project(1e6, 0.01, 4, 8.0, 1e-5, update_s=0.002)  # the update is not cut over the nodes
+    assert repeated.strong_speedup == pytest.approx(0.01 / (0.008 / 4 + 0.002 + 0.00156))
+    assert repeated.weak_efficiency == row.weak_efficiency
     with pytest.raises(ConfigError, match="ring_allreduce: needs nodes >= 1"):
         ring_allreduce(1e6, 0, 1e-5, 1e9)

@@ -16,7 +16,9 @@ computes for ``t`` seconds and then reduces its gradients runs at
     efficiency(p) = t / (t + T(p))
 
 of a perfect ``p``-fold speed-up. Weak scaling keeps each node's batch (``t`` fixed);
-strong scaling keeps the global batch, so each node computes ``t(1) / p``.
+strong scaling keeps the global batch, so each node computes ``(t - u) / p + u``, where
+``u`` is the part of the step every node repeats whole (the optimizer's update of every
+weight), and the speed-up is ``t / ((t - u) / p + u + T(p))``.
 
 Examples
 --------
@@ -68,15 +70,23 @@ class Projection:
 
 
 def project(
-    n_bytes: float, step_s: float, nodes: int, gbits: float, alpha: float, gamma: float = 0.0
+    n_bytes: float,
+    step_s: float,
+    nodes: int,
+    gbits: float,
+    alpha: float,
+    gamma: float = 0.0,
+    update_s: float = 0.0,
 ) -> Projection:
     """The allreduce time, weak-scaling efficiency and strong-scaling speed-up at ``nodes`` on ``gbits`` Gb/s.
 
     ``step_s`` is the compute time of one step on one node (forward, backward, update)
-    for its batch; strong scaling assumes it divides evenly over the nodes.
+    for its batch; ``update_s`` the part of it that every node repeats whole (the
+    update), the rest divides evenly over the nodes in strong scaling.
     """
     t = ring_allreduce(n_bytes, nodes, alpha, gbits * 1e9 / 8, gamma)
-    return Projection(nodes, gbits, t, step_s / (step_s + t), step_s / (step_s / nodes + t))
+    divided = (step_s - update_s) / nodes + update_s
+    return Projection(nodes, gbits, t, step_s / (step_s + t), step_s / (divided + t))
 
 
 __all__ = ["Projection", "project", "ring_allreduce"]
