@@ -86,6 +86,7 @@ SLOW = (
     "tests/test_exercise.py::test_seeds_0_to_99_explain_and_check_against_their_solutions",
     "tests/test_sklearn_checks.py::",  # scikit-learn's 129 estimator checks, each fitting default MLPs
     "tests/test_sklearn_parallel.py::",  # grid searches in joblib's processes and on a Dask LocalCluster
+    "tests/test_distributed.py::test_mpi_",  # mpiexec jobs of 2 and 3 ranks
 )
 
 

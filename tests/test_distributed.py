@@ -110,7 +110,7 @@ def _one_line(stderr: str, pattern: str) -> None:
 
 # ------------------------------------------------------------- N ranks = one process
 @needs_mpi
-def test_two_ranks_give_the_weights_of_one_process(
+def test_mpi_two_ranks_give_the_weights_of_one_process(
     data: Path, references: dict[str, cr.Trainer], tmp_path: Path
 ) -> None:
     result = _ranks(2, "equal", data, tmp_path)
@@ -131,7 +131,7 @@ def test_two_ranks_give_the_weights_of_one_process(
 
 
 @needs_mpi
-def test_three_ranks_uneven_parts_and_a_resume_from_one_process(
+def test_mpi_three_ranks_uneven_parts_and_a_resume_from_one_process(
     data: Path, references: dict[str, cr.Trainer], tmp_path: Path
 ) -> None:
     # 82 training rows in batches of 16 on 3 ranks: parts 6, 5, 5, and a last batch of 2 rows, 1, 1, 0
@@ -149,7 +149,7 @@ def test_three_ranks_uneven_parts_and_a_resume_from_one_process(
 
 # ------------------------------------------------------------------------ faults
 @needs_mpi
-def test_a_rank_whose_loss_is_not_finite_ends_the_job_with_one_line(data: Path, tmp_path: Path) -> None:
+def test_mpi_a_rank_whose_loss_is_not_finite_ends_the_job_with_one_line(data: Path, tmp_path: Path) -> None:
     result = _ranks(2, "non_finite", data, tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.seconds < 30
@@ -157,7 +157,7 @@ def test_a_rank_whose_loss_is_not_finite_ends_the_job_with_one_line(data: Path, 
 
 
 @needs_mpi
-def test_a_bad_shard_ends_the_job_naming_its_rank_and_row(data: Path, tmp_path: Path) -> None:
+def test_mpi_a_bad_shard_ends_the_job_naming_its_rank_and_row(data: Path, tmp_path: Path) -> None:
     result = _ranks(2, "bad_shard", data, tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.seconds < 30
@@ -168,7 +168,7 @@ def test_a_bad_shard_ends_the_job_naming_its_rank_and_row(data: Path, tmp_path: 
 
 
 @needs_mpi
-def test_a_killed_rank_ends_the_job_and_the_checkpoint_stays_whole(
+def test_mpi_a_killed_rank_ends_the_job_and_the_checkpoint_stays_whole(
     data: Path, references: dict[str, cr.Trainer], tmp_path: Path
 ) -> None:
     result = _ranks(2, "killed", data, tmp_path, timeout=60)
@@ -184,7 +184,7 @@ def test_a_killed_rank_ends_the_job_and_the_checkpoint_stays_whole(
 
 
 @needs_mpi
-def test_a_rank_that_stops_answering_ends_the_job_after_the_timeout(data: Path, tmp_path: Path) -> None:
+def test_mpi_a_rank_that_stops_answering_ends_the_job_after_the_timeout(data: Path, tmp_path: Path) -> None:
     result = _ranks(2, "hangs", data, tmp_path, timeout=60)
     assert result.returncode == 3
     assert result.seconds < 30  # the timeout is 2 s; rank 1 would sleep 120 s
@@ -197,7 +197,7 @@ def test_a_rank_that_stops_answering_ends_the_job_after_the_timeout(data: Path, 
 
 # -------------------------------------------------------------------------- CLI
 @needs_mpi
-def test_chainrule_train_distributed_matches_one_process_and_only_rank_0_writes(tmp_path: Path) -> None:
+def test_mpi_chainrule_train_distributed_matches_one_process_and_only_rank_0_writes(tmp_path: Path) -> None:
     options = ["--epochs", "2", "--layers", "32", "--seed", "1"]
     assert main(["train", *options, "--quiet", "--out", str(tmp_path / "one")]) == 0
     argv = ["-m", "chainrule", "train", "--distributed", *options, "--out", str(tmp_path / "two")]
