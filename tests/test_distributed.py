@@ -99,11 +99,9 @@ def _check_equal(out: Path, name: str, n: int, reference: cr.Trainer) -> None:
 
 def _one_line(stderr: str, pattern: str) -> None:
     """Exactly one of chainrule's ``rank r of N:`` lines, and it matches ``pattern``."""
-    lines = [
-        line
-        for line in stderr.splitlines()
-        if re.match(r"^(chainrule train: error: )?rank \d+ of \d+: ", line)
-    ]
+    # mpiexec interleaves its own notices, and may indent a line it forwards
+    lines = [line.strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if re.match(r"^(chainrule train: error: )?rank \d+ of \d+: ", line)]
     assert len(lines) == 1, stderr
     assert re.match(pattern, lines[0]), lines[0]
 

@@ -56,6 +56,7 @@ from chainrule.train import evaluate as evaluate_here
 from chainrule.train import predict as predict_here
 
 OTHERS_FIRST = 1.0  # seconds a failing rank other than 0 waits before it aborts: one line when all fail
+ABORT_AFTER = 0.2  # seconds between a rank's line and MPI_Abort
 
 
 def mpi() -> Any:
@@ -154,6 +155,7 @@ class Communicator:
         if self.rank != 0 and self.size > 1:
             time.sleep(OTHERS_FIRST)
         print(f"{prefix}rank {self.rank} of {self.size}: {message}", file=sys.stderr, flush=True)
+        time.sleep(ABORT_AFTER)  # mpiexec forwards the line before its own notice of the abort
         self.comm.Abort(code)
 
     def _excepthook(self, kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
