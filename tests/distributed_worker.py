@@ -120,6 +120,22 @@ def _resume(comm: Any, folder: Path, out: Path) -> None:
     _write(comm, out, "resumed", trainer)
 
 
+def regression(folder: Path) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A model with 2 outputs and its targets: what the scores over ranks are checked on."""
+    x, _ = load_data(folder)
+    targets = np.stack([np.asarray(x[:, 0]) * 2, np.asarray(x[:, 1]) ** 2], axis=1)
+    return cr.mlp([FEATURES, 8, 2], "tanh", seed=4, dtype=np.float64), x, targets
+
+
+def _scores(comm: Any, folder: Path, out: Path) -> None:
+    """evaluate and predict over ranks: a regression (MAE, RMSE, R^2 of gathered outputs) and classes."""
+    model, x, targets = regression(folder)
+    scores = {"regression": comm.evaluate(model, x, targets, "mse")}
+    scores["classes"] = comm.evaluate(recipe("adam64").model, x, load_data(folder)[1])
+    np.save(out / f"predict.rank{comm.rank}.npy", comm.predict(model, x))
+    (out / f"scores.rank{comm.rank}.json").write_text(json.dumps(scores))
+
+
 def _write(comm: Any, out: Path, name: str, trainer: cr.Trainer) -> None:
     np.savez(out / f"{name}.rank{comm.rank}.npz", **weights(trainer))
     compiled = sum(e.step is not None for e in trainer.compiler.entries.values())
@@ -171,6 +187,7 @@ def _hangs(comm: Any, folder: Path, out: Path) -> None:
 CASES = {
     "equal": _equal,
     "resume": _resume,
+    "scores": _scores,
     "non_finite": _non_finite,
     "bad_shard": _bad_shard,
     "killed": _killed,

@@ -137,10 +137,22 @@ def test_mpi_three_ranks_uneven_parts_and_a_resume_from_one_process(
     x, y = worker.load_data(data)
     reference.fit(x, y, 2, validation_split=0.2, verbose=0)
     save_checkpoint(data / "resume.ckpt", reference)  # one process, epoch 2: resumed on 3 ranks
-    result = _ranks(3, "equal,resume", data, tmp_path)
+    result = _ranks(3, "equal,resume,scores", data, tmp_path)
     assert result.returncode == 0, result.stderr
     for name in worker.CONFIGS:
         _check_equal(tmp_path, name, 3, references[name])
+    model, x, targets = worker.regression(data)  # scores over 3 blocks of rows: one process's
+    x_all, labels = worker.load_data(data)
+    expected = {"regression": cr.evaluate(model, x, targets, "mse")}
+    expected["classes"] = cr.evaluate(worker.recipe("adam64").model, x_all, labels)
+    for rank in range(3):
+        got = json.loads((tmp_path / f"scores.rank{rank}.json").read_text())
+        assert got.keys() == expected.keys()
+        for kind, scores in expected.items():
+            assert got[kind] == pytest.approx(scores, rel=1e-12), (kind, rank)
+        np.testing.assert_allclose(
+            np.load(tmp_path / f"predict.rank{rank}.npy"), cr.predict(model, x), rtol=1e-12
+        )
     _check_equal(tmp_path, "resumed", 3, references["adam64"])
     _check_equal(tmp_path, "weighted", 3, worker.train_weighted(data))
 
