@@ -22,6 +22,7 @@ from chainrule.errors import (
     DataError,
     DTypeError,
     GradientError,
+    LimitError,
     SerializationError,
     ShapeError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "DataError",
     "GradReport",
     "GradientError",
+    "LimitError",
     "SerializationError",
     "ShapeError",
     "Tensor",

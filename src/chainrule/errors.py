@@ -42,6 +42,14 @@ class SerializationError(ChainruleError, ValueError):
     """A saved model file is truncated, altered or not a chainrule file."""
 
 
+class LimitError(ChainruleError, ValueError):
+    """A size from the input (parameters, classes, bytes, steps) is over a limit of :mod:`chainrule.limits`.
+
+    Raised before anything of that size is allocated; the message names the limit
+    and the option that raises it.
+    """
+
+
 __all__ = [
     "BackendError",
     "ChainruleError",
@@ -49,6 +57,7 @@ __all__ = [
     "DTypeError",
     "DataError",
     "GradientError",
+    "LimitError",
     "SerializationError",
     "ShapeError",
 ]
