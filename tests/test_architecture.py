@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "chainrule"
 
 LEVELS: dict[str, int] = {
     "errors": 0,
-    **dict.fromkeys(["backend", "tensor_api"], 1),
+    **dict.fromkeys(["backend", "tensor_api", "limits", "fileio"], 1),
     **dict.fromkeys(["tensor", "kernels"], 2),
     **dict.fromkeys(["ops", "autograd", "trace"], 3),
     **dict.fromkeys(["functional", "init", "gradcheck"], 4),
