@@ -24,7 +24,7 @@ LEVELS: dict[str, int] = {
     **dict.fromkeys(["tensor", "kernels"], 2),
     **dict.fromkeys(["ops", "autograd", "trace"], 3),
     **dict.fromkeys(["functional", "init", "gradcheck"], 4),
-    **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics"], 5),
+    **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics", "divergence"], 5),
     **dict.fromkeys(["explain", "train"], 6),
     "serialize": 7,  # checkpoints hold a Trainer's state, so it sits above train
     "cli": 8,

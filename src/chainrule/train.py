@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import numpy as np
 from chainrule import backend
 from chainrule.autograd import no_grad
 from chainrule.data import train_val_split
+from chainrule.divergence import DivergenceGuard
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.layers import Sequential
 from chainrule.losses import Loss, fused, get_loss
@@ -119,6 +121,9 @@ class Trainer:
         would have formed ``dC/dW`` (``descend`` in :mod:`chainrule.trace`). The weights
         are the same (to the last bit or two); the gradients are not kept, so those
         parameters' ``grad`` is None after a step. False keeps every ``grad``.
+    allow_divergence : bool
+        A batch loss over 1000 times the run's first is an error naming the step
+        (:mod:`chainrule.divergence`); True makes it one warning instead.
 
     Constructing a Trainer calls :func:`chainrule.backend.keep_freed_memory` (once per
     process; ``CHAINRULE_KEEP_FREED_MEMORY=0`` turns it off).
@@ -137,9 +142,9 @@ class Trainer:
         optimizer_options: dict[str, Any] | None = None,
         traced: bool = True,
         fused_update: bool = True,
+        allow_divergence: bool = False,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"Trainer: batch_size must be >= 1, got {batch_size}.")
+        _check_settings(batch_size, clip_norm, seed)
         self.model = model
         self.loss = get_loss(loss)
         self.step_loss = fused(self.loss, model.output_activation) or self.loss
@@ -163,6 +168,7 @@ class Trainer:
         self.stop = False
         self.traced = traced
         self.fused_update = fused_update
+        self.divergence = DivergenceGuard(allow=allow_divergence)
         backend.keep_freed_memory()  # steps reuse freed memory instead of faulting it in anew
         self._traces: dict[tuple[Any, ...], TracedStep | None] = {}
 
@@ -264,7 +270,9 @@ class Trainer:
         mean = self.step_loss.reduction == "mean"
         total, seen = 0.0, 0
         for step, (xb, yb) in enumerate(self.batches(x, y, shuffle)):
-            total += self.train_step(xb, yb, step) * (xb.shape[0] if mean else 1)
+            value = self.train_step(xb, yb, step)
+            self.divergence.check(value, self.epoch + 1, step + 1, self.optimizer.lr)
+            total += value * (xb.shape[0] if mean else 1)
             seen += xb.shape[0]
         return total / seen if mean else total
 
@@ -306,6 +314,7 @@ class Trainer:
         )
         classify = _is_classification(y, self.loss)
         y_loss = self._targets(y)
+        self.divergence.start(self.history.epochs)
         bar = _progress(self.epoch, epochs, verbose)
         for _ in range(self.epoch, epochs):
             started = time.perf_counter()
@@ -352,6 +361,23 @@ class Trainer:
         return logs
 
 
+def _check_settings(batch_size: Any, clip_norm: Any, seed: Any) -> None:
+    """Refuse settings that would train silently wrong (``clip_norm=-1`` climbs uphill)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ConfigError(f"Trainer: batch_size must be an integer >= 1, got {batch_size!r}.")
+    if clip_norm is not None and (
+        isinstance(clip_norm, bool)
+        or not isinstance(clip_norm, numbers.Real)
+        or not math.isfinite(clip_norm)
+        or clip_norm <= 0
+    ):
+        raise ConfigError(
+            f"Trainer: clip_norm must be a finite number > 0 (None: no clipping), got {clip_norm!r}."
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ConfigError(f"Trainer: seed must be an integer >= 0 (or None), got {seed!r}.")
+
+
 def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> Any:
     """Hold out ``fraction`` of the rows: seeded, stratified for class labels (:mod:`chainrule.data`)."""
     if not 0.0 < fraction < 1.0:
@@ -392,7 +418,14 @@ def fit(
     >>> h["accuracy"][-1] > 0.9
     True
     """
-    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "traced", "fused_update"}
+    trainer_keys = {
+        "clip_norm",
+        "schedule",
+        "optimizer_options",
+        "traced",
+        "fused_update",
+        "allow_divergence",
+    }
     trainer = Trainer(
         model,
         loss,
