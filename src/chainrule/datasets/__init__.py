@@ -60,6 +60,7 @@ from chainrule.datasets.files import (
     load_npz,
     read_csv,
     read_idx,
+    read_npy,
 )
 from chainrule.errors import ConfigError, DataError
 
@@ -172,6 +173,7 @@ __all__ = [
     "moons",
     "read_csv",
     "read_idx",
+    "read_npy",
     "regression",
     "spirals",
     "teacher",

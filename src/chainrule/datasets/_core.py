@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chainrule import limits
 from chainrule.errors import ConfigError, DataError
 
 TASKS = ("classification", "regression")
@@ -174,7 +175,12 @@ def _check_classes(y_train: np.ndarray, y_test: np.ndarray, n_classes: int | Non
                 f"{name}: {key}[{row}] = {int(y[row])} is out of range for n_classes={n_classes} "
                 f"(labels must be 0 .. {n_classes - 1})."
             )
+        if n_classes is None and high + 1 > limits.get("max_classes"):
+            row = int(np.argmax(y))
+            limits.check("max_classes", high + 1, name, f" (the label {high} at {key}[{row}] implies them)")
         highest = max(highest, high)
+    if n_classes is not None:
+        limits.check("max_classes", int(n_classes), name, " (n_classes)")
     return int(n_classes) if n_classes is not None else highest + 1
 
 
