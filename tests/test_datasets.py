@@ -899,3 +899,121 @@ def test_digest_table_is_complete() -> None:
         assert set(datasets.SHA256[name]) == {f"{stem}.gz" for stem in datasets.IDX_FILES.values()}
         assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in datasets.SHA256[name].values())
         assert datasets.MIRRORS[name]
+
+
+# ----------------------------------------------------------------------------- hostile servers (issue 14)
+
+
+class HostileServer:
+    """A 127.0.0.1 server whose answer to GET /<kind>/<name> is ``behaviours[kind](handler)``."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                kind = self.path.strip("/").split("/")[0]
+                try:
+                    getattr(server, kind)(self)
+                except (BrokenPipeError, ConnectionResetError):  # the client hung up, as it should
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+    @staticmethod
+    def trickle(h: http.server.BaseHTTPRequestHandler) -> None:
+        """Promise 1 MB, then send one byte every 0.1 s: never idle long enough for a timeout."""
+        h.send_response(200)
+        h.send_header("Content-Length", str(1 << 20))
+        h.end_headers()
+        for _ in range(200):
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            threading.Event().wait(0.1)
+
+    @staticmethod
+    def nolength(h: http.server.BaseHTTPRequestHandler) -> None:
+        """No Content-Length, then far more bytes than the cap."""
+        h.send_response(200)
+        h.end_headers()
+        for _ in range(64):
+            h.wfile.write(bytes(1 << 16))
+
+    @staticmethod
+    def badlength(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", "abc")
+        h.end_headers()
+        h.wfile.write(b"hello")
+
+    @staticmethod
+    def hugelength(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(10**12))
+        h.end_headers()
+        h.wfile.write(bytes(1 << 16))
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    server = HostileServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline(tmp_path: Path, hostile: HostileServer) -> None:
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(
+        LimitError,
+        match=r"download: http://127.0.0.1:\d+/trickle/f.gz: the deadline of 1 s \(download_deadline\) "
+        r"passed "
+        r"with \d+ bytes of this file received: a stalled or trickling server.* Or pass download\(deadline=",
+    ):
+        download("x", cache_dir=tmp_path, mirrors=[hostile.url + "/trickle/"], sha256={"f.gz": "0" * 64},
+                 deadline=1, timeout=5, backoff=0)  # fmt: skip
+    assert time.monotonic() - started < 3  # cut off at the deadline, not at the server's 20 s
+
+
+def test_a_body_without_content_length_stops_at_the_byte_cap(tmp_path: Path, hostile: HostileServer) -> None:
+    with pytest.raises(DataError) as info:
+        download("x", cache_dir=tmp_path, mirrors=[hostile.url + "/nolength/"], sha256={"f.gz": "0" * 64},
+                 max_bytes=100_000, backoff=0)  # fmt: skip
+    assert "/nolength/f.gz: the server sent more than the limit max_download_bytes = 100000." in str(
+        info.value
+    )
+    assert "--max-download-bytes N" in str(info.value) and "download(max_bytes=N)" in str(info.value)
+    assert len(hostile.requests) == 1 and not list((tmp_path / "x").iterdir())  # not retried, no .part left
+
+
+def test_an_announced_size_over_the_cap_is_refused_before_reading(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    with pytest.raises(DataError, match=r"the server announces 1000000000000 bytes \(Content-Length\), over"):
+        download("x", cache_dir=tmp_path, mirrors=[hostile.url + "/hugelength/"], sha256={"f.gz": "0" * 64})
+    assert not list((tmp_path / "x").iterdir())
+
+
+def test_a_content_length_that_is_not_a_number(tmp_path: Path, hostile: HostileServer) -> None:
+    with pytest.raises(DataError, match=r"/badlength/f.gz: ConnectionError: bad Content-Length 'abc'"):
+        download("x", cache_dir=tmp_path, mirrors=[hostile.url + "/badlength/"], sha256={"f.gz": "0" * 64},
+                 retries=1)  # fmt: skip
