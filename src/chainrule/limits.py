@@ -172,6 +172,21 @@ def how_to_raise(name: str) -> str:
     )
 
 
+def check_depth(value: object, who: str) -> None:
+    """Raise :class:`LimitError` if parsed JSON ``value`` nests deeper than ``max_nesting_depth``.
+
+    Iterative, so it works at any depth the JSON parser itself accepted.
+    """
+    allowed = get("max_nesting_depth")
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > allowed:
+                check("max_nesting_depth", depth, who, " of JSON nesting")
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+
+
 def check(name: str, value: int | float, who: str, detail: str = "") -> None:
     """Raise :class:`LimitError` if ``value`` is over limit ``name``; call it before allocating.
 
@@ -196,4 +211,4 @@ def check(name: str, value: int | float, who: str, detail: str = "") -> None:
         )
 
 
-__all__ = ["LIMITS", "Limit", "check", "get", "how_to_raise", "override", "set_limits"]
+__all__ = ["LIMITS", "Limit", "check", "check_depth", "get", "how_to_raise", "override", "set_limits"]

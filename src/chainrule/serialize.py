@@ -190,20 +190,8 @@ def _json(meta: dict[str, str], key: str, path: Any, kind: type = dict) -> Any:
         raise SerializationError(f"{path}: metadata field {key!r} is missing or not JSON: {exc}.") from exc
     if not isinstance(value, kind):
         raise SerializationError(f"{path}: metadata field {key!r} should be a JSON {kind.__name__}.")
-    _check_depth(value, f"{path}: metadata field {key!r}")
+    limits.check_depth(value, f"{path}: metadata field {key!r}")
     return value
-
-
-def _check_depth(value: Any, who: str) -> None:
-    """Nesting of a parsed JSON value within ``max_nesting_depth`` (iterative: no recursion limit)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > limits.get("max_nesting_depth"):
-                limits.check("max_nesting_depth", deepest, who, " of JSON nesting")
-            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
 
 
 def _check_user(user: dict[str, Any], path: Path) -> None:
