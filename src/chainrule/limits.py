@@ -119,6 +119,12 @@ def _positive(name: str, value: object, source: str) -> int:
     return int(number)
 
 
+def parse(name: str, text: str) -> int:
+    """``text`` (``"100000"``, ``"1e8"``) as a value of limit ``name``; ConfigError if it is not one."""
+    _limit(name)
+    return _positive(name, text, f"the value of {LIMITS[name].option}")
+
+
 def get(name: str) -> int:
     """The current value of limit ``name``: set in Python, else from the environment, else the default."""
     limit = _limit(name)
@@ -211,4 +217,14 @@ def check(name: str, value: int | float, who: str, detail: str = "") -> None:
         )
 
 
-__all__ = ["LIMITS", "Limit", "check", "check_depth", "get", "how_to_raise", "override", "set_limits"]
+__all__ = [
+    "LIMITS",
+    "Limit",
+    "check",
+    "check_depth",
+    "get",
+    "how_to_raise",
+    "override",
+    "parse",
+    "set_limits",
+]

@@ -6,13 +6,14 @@ Part of :mod:`chainrule.cli` (level 8).
 from __future__ import annotations
 
 import argparse
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 
 from chainrule import backend, datasets, serialize
 from chainrule.cli.common import add_device, use_device
+from chainrule.cli.output import dumps
 from chainrule.errors import ConfigError, DataError
 from chainrule.train import evaluate, predict
 
@@ -33,14 +34,21 @@ def add_predict(pr: argparse.ArgumentParser) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Print the test metrics of a saved model as JSON."""
+    """Print the test metrics of a saved model as strict JSON (a non-finite score: ``null``, and an error)."""
     use_device(args.device)
     model = serialize.load(args.model)
     meta = serialize.load_metadata(args.model)
     data = datasets.load(args.data or meta.get("data", "digits"))
     x_test = backend.asarray(data.x_test.astype(model.parameters()[0].dtype))
     scores = evaluate(model, x_test, backend.asarray(data.y_test), meta.get("loss", "cross_entropy"))
-    print(json.dumps({f"test_{k}": v for k, v in scores.items()}))
+    results = {f"test_{k}": v for k, v in scores.items()}
+    print(dumps(results))  # valid JSON always: a non-finite score is null
+    bad = [k for k, v in results.items() if not math.isfinite(v)]
+    if bad:
+        raise DataError(
+            f"{args.model}: {bad[0]} is {results[bad[0]]} on {data.name} (printed as null): the model's "
+            "outputs overflow on these inputs; check that they are scaled as the training data were."
+        )
     return 0
 
 

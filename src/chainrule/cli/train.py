@@ -6,18 +6,18 @@ Part of :mod:`chainrule.cli` (level 8).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from chainrule import backend, datasets, serialize
+from chainrule import backend, datasets
 from chainrule.cli.common import add_device, int_list, positive_int, say, use_device
+from chainrule.cli.output import RunDir
 from chainrule.errors import ConfigError
 from chainrule.layers import mlp
 from chainrule.losses import get_loss
 from chainrule.optim import CosineAnnealingLR
-from chainrule.train import EarlyStopping, Trainer, evaluate, plot_history
+from chainrule.train import EarlyStopping, Trainer, evaluate
 
 NAME = "train"
 HELP = "train an MLP and write model, metrics.json and a plot"
@@ -91,11 +91,18 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     add_device(train)
     train.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    train.add_argument(
+        "--allow-divergence",
+        action="store_true",
+        help="warn instead of stopping when the loss grows over 1000x its start (a NaN loss still stops)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Train on ``--data`` and write model.safetensors, metrics.json and history.png to ``--out``."""
     use_device(args.device)
+    out = RunDir(args.out)
+    out.prepare()  # a bad --out fails now, not after training
     data = datasets.load(args.data)
     recipe = {**RECIPES.get(data.name, DEFAULT_RECIPE)}
     recipe.update({k: v for k, v in vars(args).items() if k in DEFAULT_RECIPE and v is not None})
@@ -118,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         schedule=(lambda opt: CosineAnnealingLR(opt, t_max=epochs))
         if recipe.get("schedule") == "cosine"
         else None,
+        allow_divergence=args.allow_divergence,
     )
     say(f"data: {data!r}", args.quiet)
     say(f"model: {model!r}\n{trainer!r}", args.quiet)
@@ -136,17 +144,13 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     x_test = backend.asarray(data.x_test.astype(model.parameters()[0].dtype))
     test = evaluate(model, x_test, backend.asarray(data.y_test), loss)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     meta = {"loss": loss, "data": args.data, "n_classes": data.n_classes, "task": data.task}
-    serialize.save(out / "model.safetensors", model, meta)
     metrics: dict[str, Any] = {f"test_{k}": v for k, v in test.items()}
     metrics.update(
         recipe=recipe, loss_name=loss, seconds=seconds, epochs_run=len(history), history=history.epochs
     )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_history(history, str(out / "history.png"))
-    _report(history, test, seconds, out, args.quiet)
+    out.commit(model, meta, metrics, history)  # model, metrics.json, history.png: one unit
+    _report(history, test, seconds, out.folder, args.quiet)
     return 0
 
 
