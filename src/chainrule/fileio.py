@@ -21,12 +21,14 @@ Temporary files are named ``.<target name>.<pid>.<random>.tmp``.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 STALE_SECONDS = 24 * 3600  # a temporary file this old is stale even if its PID runs again
 
@@ -113,6 +115,22 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | Callable[[BinaryIO]
     fsync_dir(folder)
 
 
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by ``None``, in nested dicts, lists and tuples."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def strict_json(value: Any, indent: int | None = None) -> str:
+    """JSON as RFC 8259 has it: a non-finite number is ``null``, never ``NaN`` or ``Infinity``."""
+    return json.dumps(finite_json(value), indent=indent, allow_nan=False)
+
+
 def check_writable(folder: str | os.PathLike[str]) -> Path:
     """Create ``folder`` if needed and prove a file can be written there (then removed).
 
@@ -134,4 +152,4 @@ def check_writable(folder: str | os.PathLike[str]) -> Path:
     return folder
 
 
-__all__ = ["check_writable", "fsync_dir", "remove_stale_temps", "write_atomic"]
+__all__ = ["check_writable", "finite_json", "fsync_dir", "remove_stale_temps", "strict_json", "write_atomic"]

@@ -16,7 +16,7 @@ limit                      default          what it bounds
 ``max_csv_field``          131,072          characters in one CSV field
 ``max_explain_parameters`` 5,000            parameters of a network given to ``explain``
 ``max_explain_steps``      100,000          ``explain --steps``
-``max_download_bytes``     256 MiB          one downloaded file
+``max_download_bytes``     64 MiB           one downloaded file
 ``download_deadline``      1,800            seconds for one :func:`chainrule.datasets.download`
 ``max_nesting_depth``      64               nesting of JSON (specs, model metadata) and of models
 =========================  ===============  ====================================================
@@ -88,7 +88,7 @@ LIMITS: dict[str, Limit] = {
             "parameters of a network given to explain, each checked by finite differences",
         ),
         Limit("max_explain_steps", 100_000, "steps", "gradient-descent steps of explain"),
-        Limit("max_download_bytes", 256 * 2**20, "bytes", "bytes of one downloaded file"),
+        Limit("max_download_bytes", 64 * 2**20, "bytes", "bytes of one downloaded file"),
         Limit("download_deadline", 1_800, "seconds", "seconds for one download, all files and retries"),
         Limit("max_nesting_depth", 64, "levels", "nesting of JSON (specs, model metadata) and of models"),
     )

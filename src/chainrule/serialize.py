@@ -60,7 +60,14 @@ LAYER_FIELDS: dict[str, tuple[str, ...]] = {
     "Activation": ("type", "name"),
     "Dropout": ("type", "p"),
 }
-OPTIMIZER_STATE = ("m", "v", "momentum", "square_avg")  # per-parameter arrays an optimizer keeps
+# the arrays each optimizer keeps per parameter, in groups that exist together (Adam's m needs its v)
+OPTIMIZER_STATE: dict[str, tuple[tuple[str, ...], ...]] = {
+    "sgd": (("momentum",),),
+    "adam": (("m", "v"),),
+    "adamw": (("m", "v"),),
+    "rmsprop": (("square_avg",), ("momentum",)),
+}
+OTHER_STATE = (("m",), ("v",), ("momentum",), ("square_avg",))  # an optimizer registered elsewhere
 USER_TYPES: dict[str, tuple[type, ...]] = {  # metadata the CLI writes and reads back
     "loss": (str,),
     "data": (str,),
@@ -151,9 +158,11 @@ def _check_header(path: Path, meta: dict[str, str], header: dict[str, tuple[str,
     expected = _architecture(_json(meta, "architecture", path), path)
     if "user" in meta:
         _check_user(_json(meta, "user", path), path)
+    groups: list[tuple[str, ...]] = []
     if "training" in meta:
         params = [(shape, dtype) for _, _, shape, dtype in expected.values()]
-        expected |= _training_state(_json(meta, "training", path), path, params)
+        optim, groups = _training_state(_json(meta, "training", path), path, params)
+        expected |= optim
     for name, (dtype, shape) in header.items():
         if name not in expected:
             raise SerializationError(f"{path}: unexpected tensor {name!r}{_why_unexpected(name, header)}.")
@@ -173,6 +182,12 @@ def _check_header(path: Path, meta: dict[str, str], header: dict[str, tuple[str,
     for name, (who, pname, shape, _) in expected.items():
         if name not in header and name.startswith("model."):
             raise SerializationError(f"{path}: {who} expects {pname} of shape {shape}, found None.")
+    for group in groups:
+        if 0 < sum(name in header for name in group) < len(group):
+            missing = next(name for name in group if name not in header)
+            raise SerializationError(
+                f"{path}: tensor {missing!r} is missing: the optimizer keeps {[*group]} together."
+            )
 
 
 def _why_unexpected(name: str, header: dict[str, Any]) -> str:
@@ -338,7 +353,9 @@ class _State:
         return value
 
 
-def _training_state(state: dict[str, Any], path: Path, params: list[tuple[tuple[int, ...], str]]) -> Expected:
+def _training_state(
+    state: dict[str, Any], path: Path, params: list[tuple[tuple[int, ...], str]]
+) -> tuple[Expected, list[tuple[str, ...]]]:
     """Validate a checkpoint's training state; the optimizer's tensors (``optim.<i>.<key>``) it implies."""
     s = _State(path)
     s.dict(state, "", TRAINING_KEYS, OPTIONAL_KEYS)
@@ -395,7 +412,10 @@ def _check_model_rng(value: Any, s: _State, where: str) -> None:
             _check_model_rng(sub, s, f"{where}.{key!r}")
 
 
-def _optimizer_state(value: Any, s: _State, params: list[tuple[tuple[int, ...], str]]) -> Expected:
+def _optimizer_state(
+    value: Any, s: _State, params: list[tuple[tuple[int, ...], str]]
+) -> tuple[Expected, list[tuple[str, ...]]]:
+    """The optimizer's settings checked; the tensors it may keep, and the groups that go together."""
     opt = s.dict(value, "'optimizer'", ("name", "lr", "options", "steps", "counters"), ("counters",))
     if not isinstance(opt["name"], str) or opt["name"] not in OPTIMIZERS:
         raise s.fail("'optimizer'.'name'", f"one of {sorted(OPTIMIZERS)}", opt["name"])
@@ -414,10 +434,13 @@ def _optimizer_state(value: Any, s: _State, params: list[tuple[tuple[int, ...], 
         _param_index(key, ("step",), s, "'optimizer'.'counters'", len(params))
         s.int(count, f"'optimizer'.'counters'.{key!r}")
     expected: Expected = {}
+    groups = []
     for i, (shape, dtype) in enumerate(params):
-        for k in OPTIMIZER_STATE:
-            expected[f"optim.{i}.{k}"] = (f"optimizer state of parameter {i}", k, shape, dtype)
-    return expected
+        for group in OPTIMIZER_STATE.get(opt["name"], OTHER_STATE):
+            groups.append(tuple(f"optim.{i}.{k}" for k in group))
+            for k in group:
+                expected[f"optim.{i}.{k}"] = (f"optimizer state of parameter {i}", k, shape, dtype)
+    return expected, groups
 
 
 def _param_index(key: str, names: tuple[str, ...], s: _State, where: str, n: int) -> None:

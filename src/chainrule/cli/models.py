@@ -13,8 +13,8 @@ import numpy as np
 
 from chainrule import backend, datasets, serialize
 from chainrule.cli.common import add_device, use_device
-from chainrule.cli.output import dumps
 from chainrule.errors import ConfigError, DataError
+from chainrule.fileio import strict_json
 from chainrule.train import evaluate, predict
 
 
@@ -42,7 +42,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     x_test = backend.asarray(data.x_test.astype(model.parameters()[0].dtype))
     scores = evaluate(model, x_test, backend.asarray(data.y_test), meta.get("loss", "cross_entropy"))
     results = {f"test_{k}": v for k, v in scores.items()}
-    print(dumps(results))  # valid JSON always: a non-finite score is null
+    print(strict_json(results))  # valid JSON always: a non-finite score is null
     bad = [k for k, v in results.items() if not math.isfinite(v)]
     if bad:
         raise DataError(

@@ -18,15 +18,14 @@ Part of :mod:`chainrule.cli` (level 8).
 So the folder holds either the previous run's complete set (training failed or
 was interrupted before the commit), or this run's complete set, or an
 ``INCOMPLETE`` marker saying the files may come from different runs (a kill or a
-full disk during the commit). Every file gets the permissions ``open()`` gives
+full disk during the commit). ``metrics.json`` is strict JSON (a non-finite
+number is ``null``). Every file gets the permissions ``open()`` gives
 (``0o666`` less the umask).
 """
 
 from __future__ import annotations
 
 import io
-import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -34,28 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from chainrule import serialize
-from chainrule.fileio import check_writable, fsync_dir, remove_stale_temps, write_atomic
+from chainrule.fileio import check_writable, fsync_dir, remove_stale_temps, strict_json, write_atomic
 from chainrule.layers import Sequential
 from chainrule.train import History, plot_history
 
 FILES = ("model.safetensors", "metrics.json", "history.png")
 MARKER = "INCOMPLETE"
-
-
-def finite_json(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by ``None``: what ``json.dumps`` writes is valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_json(v) for v in value]
-    return value
-
-
-def dumps(value: Any, indent: int | None = None) -> str:
-    """Strict JSON (RFC 8259): non-finite numbers become ``null``, never ``NaN``."""
-    return json.dumps(finite_json(value), indent=indent, allow_nan=False)
 
 
 class RunDir:
@@ -101,7 +84,7 @@ class RunDir:
             "may come from different runs. Train again to replace them.\n".encode(),
         )
         serialize.save(self.folder / FILES[0], model, {**meta, "run_id": self.run_id})
-        text = dumps({**metrics, "run_id": self.run_id}, indent=2) + "\n"
+        text = strict_json({**metrics, "run_id": self.run_id}, indent=2) + "\n"
         write_atomic(self.folder / FILES[1], text.encode())
         write_atomic(self.folder / FILES[2], _png(lambda buffer: plot_history(history, buffer)))
         marker.unlink()
@@ -114,4 +97,4 @@ def _png(draw: Callable[[Any], None]) -> bytes:
     return buffer.getvalue()
 
 
-__all__ = ["FILES", "MARKER", "RunDir", "dumps", "finite_json"]
+__all__ = ["FILES", "MARKER", "RunDir"]

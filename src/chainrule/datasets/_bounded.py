@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ import numpy.lib.format as npformat
 from chainrule import limits
 from chainrule.errors import DataError
 
-CHUNK = 1 << 20  # bytes decompressed at a time
+CHUNK = 1 << 18  # bytes decompressed at a time (256 KiB)
 NPY_KINDS = "biuf"  # bool, signed and unsigned integers, floats: no strings, objects, dates, structs
 _GZIP_ERRORS = (OSError, EOFError, zlib.error)  # gzip.BadGzipFile is an OSError
 
@@ -142,7 +143,16 @@ def read_npy_header(fp: IO[bytes], where: str) -> NpyHeader:
             raise ValueError(
                 f"format version {version} (structured dtypes with non-latin1 names) is not read"
             )
-    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+    except (
+        ValueError,
+        EOFError,
+        SyntaxError,
+        TypeError,
+        KeyError,
+        OverflowError,
+        tokenize.TokenError,
+    ) as exc:
+        # NOTE: NumPy parses the header with Python's tokenizer and literal_eval: all of these escape it
         raise DataError(f"{where}: not a valid .npy file: {exc}.") from None
     check_dtype(dtype, where)
     return NpyHeader(tuple(int(n) for n in shape), bool(fortran), dtype, fp.tell())

@@ -91,7 +91,7 @@ def download(
     backoff : float
         Seconds before the second attempt, doubled after each.
     max_bytes : int, optional
-        Largest file accepted; default the limit ``max_download_bytes`` (256 MiB).
+        Largest file accepted; default the limit ``max_download_bytes`` (64 MiB).
     deadline : float, optional
         Seconds for the whole call; default the limit ``download_deadline`` (1800).
 
@@ -242,7 +242,7 @@ def _http_get_resume(url: str, part: Path, timeout: float, budget: _Budget) -> N
         written = 0
         with open(part, "ab" if resumed else "wb") as out:
             # read1: whatever one receive brings, so the deadline is checked however slowly bytes come
-            while chunk := response.read1(1 << 20):
+            while chunk := response.read1(1 << 18):
                 out.write(chunk)
                 written += len(chunk)
                 if start + written > budget.max_bytes:
