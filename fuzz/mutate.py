@@ -48,7 +48,7 @@ def hostile_value(rng: Rng) -> Any:
         -1, 0, 1, 2.5, -0.0, 1e300, 2**70, -(2**63), math.nan, math.inf, -math.inf, True, False, None,
         "", "relu", "float32", "x" * 10_000, "\udcff", [], [1], [[1, 2], [3]], {}, {"type": "Dense"},
         [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
-        100_000, 2_000_000_000,
+        100_000, 2_000_000_000, 2**2000,
     ]  # fmt: skip
     return copy.deepcopy(choices[int(rng.integers(0, len(choices)))])
 
@@ -85,7 +85,8 @@ def mutate_json(value: Any, rng: Rng) -> Any:
         elif kind == 2 and isinstance(parent, list):
             parent.insert(key, copy.deepcopy(parent[key]))
         elif kind == 3 and isinstance(parent[key], int | float) and not isinstance(parent[key], bool):
-            parent[key] = parent[key] * float(rng.choice([-1, 0, 0.5, 2, 1e6, 1e-6]))
+            factor = float(rng.choice([-1, 0, 0.5, 2, 1e6, 1e-6]))
+            parent[key] = parent[key] * factor if abs(parent[key]) < 1e300 else -parent[key]
         else:
             parent[key] = hostile_value(rng)
     return value

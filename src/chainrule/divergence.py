@@ -61,10 +61,9 @@ at epoch 1, step 2, more than 1000 times; lower the learning rate (alpha = 1e+06
     def start(self, history: Sequence[dict[str, float]]) -> None:
         """Take the reference from a run's history (its first epoch's loss), or from the next batch."""
         first = history[0].get("loss") if history else None
-        if first is not None and math.isfinite(first) and first > 0:
+        self.reference = None
+        if isinstance(first, float | int) and 0 < first < 1e300:
             self.reference, self.where = float(first), "the first epoch's mean"
-        else:
-            self.reference = None
 
     def check(self, loss: float, epoch: int, step: int, lr: float) -> None:
         """Look at the loss of ``step`` (1-based) of ``epoch``; raise or warn if it diverged."""

@@ -106,17 +106,17 @@ def _limit(name: str) -> Limit:
 
 def _positive(name: str, value: object, source: str) -> int:
     """``value`` as a positive whole number; strings as in the environment (``"100000"``, ``"1e8"``)."""
-    try:
-        number = float(value) if isinstance(value, str) else value
-        if isinstance(number, bool) or not isinstance(number, int | float):
-            raise TypeError
-        if not (math.isfinite(number) and number >= 1 and number == int(number)):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"limits: {source} must be a positive whole number for {name}, got {value!r}."
-        ) from None
-    return int(number)
+    number: object = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, float) and math.isfinite(number) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ConfigError(f"limits: {source} must be a positive whole number for {name}, got {value!r}.")
+    return number
 
 
 def parse(name: str, text: str) -> int:
@@ -210,7 +210,7 @@ def check(name: str, value: int | float, who: str, detail: str = "") -> None:
     allowed = get(name)
     if value > allowed:
         limit = LIMITS[name]
-        shown = str(int(value)) if float(value).is_integer() else f"{value:.3g}"
+        shown = str(value) if isinstance(value, int) else f"{value:.3g}"
         raise LimitError(
             f"{who}: {shown} {limit.unit}{detail} is over the limit {name} = {allowed} ({limit.what}). "
             f"{how_to_raise(name)}"

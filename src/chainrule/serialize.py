@@ -163,6 +163,16 @@ def _check_header(path: Path, meta: dict[str, str], header: dict[str, tuple[str,
         params = [(shape, dtype) for _, _, shape, dtype in expected.values()]
         optim, groups = _training_state(_json(meta, "training", path), path, params)
         expected |= optim
+    _compare(path, header, expected, groups)
+
+
+def _compare(
+    path: Path,
+    header: dict[str, tuple[str, tuple[int, ...]]],
+    expected: Expected,
+    groups: list[tuple[str, ...]],
+) -> None:
+    """The file's tensors (names, dtypes, shapes from its header) against those expected."""
     for name, (dtype, shape) in header.items():
         if name not in expected:
             raise SerializationError(f"{path}: unexpected tensor {name!r}{_why_unexpected(name, header)}.")
@@ -308,7 +318,13 @@ def _dense(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (not a boolean); an integer too large for a float is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 # ----------------------------------------------------------------------------- the training state
@@ -364,7 +380,7 @@ def _training_state(
         raise s.fail("'history'", "a list of per-epoch metrics", state["history"])
     for e, logs in enumerate(state["history"]):
         if not isinstance(logs, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in logs.values()
+            isinstance(v, float) or _is_number(v) for v in logs.values()
         ):
             raise s.fail(f"'history'[{e}]", "an object of numbers", logs)
     if state.get("seed") is not None:

@@ -365,12 +365,15 @@ def _check_settings(batch_size: Any, clip_norm: Any, seed: Any) -> None:
     """Refuse settings that would train silently wrong (``clip_norm=-1`` climbs uphill)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
         raise ConfigError(f"Trainer: batch_size must be an integer >= 1, got {batch_size!r}.")
-    if clip_norm is not None and (
-        isinstance(clip_norm, bool)
-        or not isinstance(clip_norm, numbers.Real)
-        or not math.isfinite(clip_norm)
-        or clip_norm <= 0
-    ):
+    try:
+        bad_clip = clip_norm is not None and (
+            isinstance(clip_norm, bool)
+            or not isinstance(clip_norm, numbers.Real)
+            or not 0 < float(clip_norm) < math.inf
+        )
+    except OverflowError:  # an integer beyond any float
+        bad_clip = True
+    if bad_clip:
         raise ConfigError(
             f"Trainer: clip_norm must be a finite number > 0 (None: no clipping), got {clip_norm!r}."
         )

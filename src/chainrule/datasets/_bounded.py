@@ -188,7 +188,13 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise DataError(f"{path.name}: the file is empty (0 bytes); not a .npz archive.")
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+    ) as exc:  # a garbled version
         raise DataError(f"{path.name}: not a valid .npz (zip) archive: {exc}.") from None
 
 

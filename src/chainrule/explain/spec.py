@@ -22,6 +22,7 @@ has 2 entries, so expected (n[2], 2).``
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,7 @@ def _array(value: Any, who: str, what: str) -> np.ndarray:
     _check_numbers(value, who, what)
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # ragged, or an integer beyond any float
         raise ConfigError(
             f"{who}: {what} must be numbers in a rectangular list, got {_short(value)}."
         ) from None
@@ -291,8 +292,12 @@ def load_spec(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> Spec:
     if not isinstance(loss, str) or loss not in LOSSES:
         raise ConfigError(f"spec: unknown loss {loss!r}; expected one of {sorted(LOSSES)}.")
     lr = data.get("learning_rate", 0.5)
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not np.isfinite(lr) or lr < 0:
-        raise ConfigError(f"spec: learning_rate must be a finite number >= 0, got {lr!r}.")
+    try:
+        ok = not isinstance(lr, bool) and isinstance(lr, int | float) and 0 <= float(lr) < math.inf
+    except OverflowError:  # a JSON integer beyond any float
+        ok = False
+    if not ok:
+        raise ConfigError(f"spec: learning_rate must be a finite number >= 0, got {_short(lr)}.")
     update_bias = data.get("update_bias", True)
     if not isinstance(update_bias, bool):
         raise ConfigError(f"spec: update_bias must be true or false, got {update_bias!r}.")
