@@ -268,11 +268,11 @@ def test_hostile_specs_and_arguments_give_one_line_and_status_2(tmp_path: Path, 
     assert main(["explain", str(spec)]) == 2
     assert "not UTF-8 at line 1, byte offset 11" in one_line_error(capsys)
     spec.write_text('{"layers": [{"weights": [[0.5]]}], "input": [1], "target": [1]}')
-    assert main(["explain", str(spec), "--steps", "1000000000"]) == 2
-    assert "1000000000 steps (each a forward and a backward pass) is over the limit" in one_line_error(capsys)
     assert main(["explain", str(spec), "--steps", "20", "--max-explain-steps", "10"]) == 2
     assert "--max-explain-steps N" in one_line_error(capsys)
     assert main(["explain", str(spec), "--steps", "20", "--max-explain-steps", "20"]) == 0
+    assert main(["explain", str(spec), "--steps", "1000000000"]) == 2
+    assert "1000000000 steps (each a forward and a backward pass) is over the limit" in one_line_error(capsys)
     assert main(["train", "--seed", "-1", "--quiet", "--out", str(tmp_path / "o")]) == 2
     assert "seed must be an integer >= 0" in one_line_error(capsys)
 
@@ -297,6 +297,11 @@ def test_limits_are_raised_by_their_options_and_checked_before_allocation(tmp_pa
 def test_a_label_of_three_million_is_refused_before_the_model(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     rows = "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(40)) + "1,2,3000000\n3,4,3000000\n"
     (tmp_path / "l.csv").write_text(rows)
+    from chainrule import datasets
+    from chainrule.errors import LimitError
+
+    with pytest.raises(LimitError):  # first, so that without the limit this fails fast, not after 10 GB
+        datasets.load(str(tmp_path / "l.csv"))
     assert main(["train", "--data", str(tmp_path / "l.csv"), "--quiet", "--out", str(tmp_path / "o")]) == 2
     assert "3000001 classes (the label 3000000 at" in one_line_error(capsys)
 

@@ -429,6 +429,19 @@ def test_nested_sequential_round_trips_and_is_checked(tmp_path) -> None:
 
 
 def test_a_nested_sequential_over_the_parameter_limit_fails_before_allocation(tmp_path) -> None:
+    from chainrule import limits
+
+    path = tmp_path / "m.safetensors"
+    small = {
+        "type": "Sequential",
+        "layers": [{"type": "Sequential", "layers": [mlp([100, 100]).config()["layers"][0]]}],
+    }
+    serialize._save(path, {}, {"architecture": json.dumps(small), "user": "{}"})
+    with limits.override(max_parameters=1000):  # first: a nested model once skipped every check
+        with pytest.raises(
+            LimitError, match=r"10100 parameters in 1 Dense layer is over the limit max_parameters"
+        ):
+            serialize.load(path)
     arch = {
         "type": "Sequential",
         "layers": [{"type": "Sequential", "layers": [
