@@ -429,3 +429,17 @@ def test_kill_9_during_commits_leaves_a_complete_set_or_a_marker(tmp_path: Path)
             assert metrics["run_id"] == model_run and png  # unmarked: one run's complete set
         RunDir(out).prepare()  # the next run cleans what the killed one left
         assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_diverging_run_is_an_error_and_saves_nothing_unless_allowed(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """lr = 1e6 with Adam: the loss reaches ~1e12 and stays finite; it used to be saved with exit 0."""
+    data = tiny_csv(tmp_path / "d.csv")
+    args = ["--lr", "1e6", "--optimizer", "adam", "--epochs", "20"]
+    assert train_tiny(data, tmp_path / "run", *args) == 2
+    line = one_line_error(capsys)
+    assert "training diverged: the loss grew from" in line and "at epoch 1, step 2" in line
+    assert "--allow-divergence" in line
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    with pytest.warns(RuntimeWarning, match=r"training diverged: .* \(allowed: training goes on\)"):
+        assert train_tiny(data, tmp_path / "run", *args, "--allow-divergence") == 0
+    assert (tmp_path / "run" / "model.safetensors").exists()
