@@ -221,8 +221,8 @@ def run_bombs(work: Path) -> list[dict[str, object]]:
             outcome = "accepted"
         except ChainruleError as exc:
             outcome = f"rejected: {type(exc).__name__}: {str(exc)[:100]}"
-        except MemoryError:
-            outcome = "MemoryError"
+        except Exception as exc:
+            outcome = f"escaped: {type(exc).__name__}: {str(exc)[:100]}"
         finally:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()

@@ -65,6 +65,26 @@ class Target:
         """Release what ``__init__`` started (servers)."""
 
 
+def _exactly_the_file(model: Sequential, path: Path) -> None:
+    """An accepted model holds exactly the file's tensors: all used, none cast, all finite."""
+    from safetensors import safe_open
+
+    dtypes = {"F16": np.float16, "F32": np.float32, "F64": np.float64}
+    with safe_open(str(path), framework="np") as f:
+        stored = {
+            k.removeprefix("model."): f.get_slice(k).get_dtype() for k in f.keys() if k.startswith("model.")
+        }
+    params = dict(model.named_parameters())
+    assert set(stored) == set(params), (
+        f"tensors stored but not loaded (or missing): {set(stored) ^ set(params)}"
+    )
+    for name, p in params.items():
+        assert stored[name] in dtypes and p.data.dtype == dtypes[stored[name]], (
+            f"{name}: {stored[name]} was cast"
+        )
+        assert np.isfinite(p.data).all(), f"{name}: a non-finite weight was accepted"
+
+
 def _same_model(a: Sequential, b: Sequential) -> None:
     assert a.config() == b.config(), "a round trip changed the architecture"
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
@@ -156,7 +176,9 @@ class ModelForged(Target):
         serialize._save(path, tensors, meta)  # its format fields override _save's own
         self.last = path
         model = serialize.load(path)
-        serialize.load_metadata(path)
+        _exactly_the_file(model, path)
+        user = serialize.load_metadata(path)
+        assert all(isinstance(user.get(k, ""), str) for k in ("loss", "data")), f"metadata types: {user}"
         serialize.save(self.dir / "again.safetensors", model)
         _same_model(model, serialize.load(self.dir / "again.safetensors"))
 
@@ -192,6 +214,8 @@ class Checkpoint(Target):
         serialize._save(path, tensors, meta)  # its format fields override _save's own
         self.last = path
         trainer = serialize.load_checkpoint(path)
+        _exactly_the_file(trainer.model, path)
+        assert trainer.clip_norm is None or trainer.clip_norm > 0, "a clip_norm that climbs the loss"
         trainer.fit(self.x, self.y, trainer.epoch + 1, verbose=0)  # what was accepted must be usable
         serialize.save_checkpoint(self.dir / "again.safetensors", trainer)
         again = serialize.load_checkpoint(self.dir / "again.safetensors")
