@@ -1017,3 +1017,17 @@ def test_a_content_length_that_is_not_a_number(tmp_path: Path, hostile: HostileS
     with pytest.raises(DataError, match=r"/badlength/f.gz: ConnectionError: bad Content-Length 'abc'"):
         download("x", cache_dir=tmp_path, mirrors=[hostile.url + "/badlength/"], sha256={"f.gz": "0" * 64},
                  retries=1)  # fmt: skip
+
+
+def test_an_encrypted_npz_member_is_a_data_error(tmp_path: Path) -> None:
+    """Found by the fuzzer (seed 1): zipfile asks for a password with a RuntimeError."""
+    np.savez(tmp_path / "e.npz", x=np.ones((4, 2)), y=np.arange(4) % 2)
+    data = bytearray((tmp_path / "e.npz").read_bytes())
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers
+        at = data.find(signature)
+        while at != -1:
+            data[at + flag_at] |= 0x01  # general purpose bit 0: encrypted
+            at = data.find(signature, at + 4)
+    (tmp_path / "e.npz").write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"e.npz: x.npy: the archive member is encrypted"):
+        load(str(tmp_path / "e.npz"))

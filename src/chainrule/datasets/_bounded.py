@@ -216,6 +216,8 @@ def read_npz(path: Path, wanted: set[str] | None = None) -> dict[str, np.ndarray
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
     limits.check("max_decompressed_bytes", info.file_size, where, " declared in the zip directory")
+    if info.flag_bits & 0x1:  # zipfile would raise RuntimeError asking for a password
+        raise DataError(f"{where}: the archive member is encrypted; .npz members are plain (np.savez).")
     try:
         with archive.open(info) as member:
             header = read_npy_header(member, where)

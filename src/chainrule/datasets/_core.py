@@ -13,6 +13,7 @@ import numpy as np
 
 from chainrule import limits
 from chainrule.errors import ConfigError, DataError
+from chainrule.fileio import write_atomic
 
 TASKS = ("classification", "regression")
 _CHUNK_ROWS = 4096  # rows per chunk when scanning memory-mapped arrays
@@ -235,9 +236,5 @@ def default_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write an .npz next to ``path`` then rename it, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **dict(arrays))  # type: ignore[arg-type]
-    os.replace(tmp, path)
+    """Write an .npz atomically and durably (:func:`chainrule.fileio.write_atomic`): never half a file."""
+    write_atomic(path, lambda f: np.savez(f, **dict(arrays)))  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from chainrule import limits
 from chainrule.datasets._core import Dataset, default_cache_dir
 from chainrule.datasets.files import _has_idx_layout, load_idx_folder
 from chainrule.errors import ConfigError, DataError, LimitError
+from chainrule.fileio import fsync_dir
 
 # ----------------------------------------------------------------------------- opt-in download
 
@@ -201,7 +202,10 @@ def _fetch_verified(
             else:
                 found = _sha256_of(part)
                 if found == digest:
+                    with open(part, "rb+") as f:  # durable before it is renamed into place
+                        os.fsync(f.fileno())
                     os.replace(part, final)
+                    fsync_dir(final.parent)
                     return
                 part.unlink()
                 failures.append(f"{url}: SHA-256 mismatch: got {found}, expected {digest}")
