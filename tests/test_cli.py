@@ -306,6 +306,7 @@ def test_a_label_of_three_million_is_refused_before_the_model(tmp_path: Path, ca
     assert "3000001 classes (the label 3000000 at" in one_line_error(capsys)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
 def test_evaluate_writes_valid_json_even_when_a_score_is_not_finite(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from chainrule import serialize
     from chainrule.layers import mlp
