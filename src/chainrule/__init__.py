@@ -33,6 +33,7 @@ from chainrule.errors import (
     DataError,
     DTypeError,
     GradientError,
+    LimitError,
     SerializationError,
     ShapeError,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "GradReport",
     "GradientError",
     "History",
+    "LimitError",
     "SerializationError",
     "Sequential",
     "ShapeError",
