@@ -140,7 +140,7 @@ def test_predict_bad_inputs(run_dir: Path, tmp_path: Path, capsys) -> None:  # t
     obj = tmp_path / "obj.npy"
     np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     assert main(["predict", model, str(obj)]) == 2
-    assert "obj.npy: cannot read as .npy" in one_line_error(capsys)
+    assert "obj.npy: arrays of dtype object are not read; expected numbers" in one_line_error(capsys)
     nan = tmp_path / "nan.npy"
     np.save(nan, np.array([[np.nan] * 64]))
     assert main(["predict", model, str(nan)]) == 2
@@ -172,7 +172,7 @@ def test_more_one_line_errors(run_dir: Path, tmp_path: Path, capsys) -> None:  #
     assert "with m >= 1, got shape (0, 64)" in one_line_error(capsys)
     np.save(tmp_path / "text.npy", np.array(["a", "b"]))
     assert main(["predict", model, str(tmp_path / "text.npy")]) == 2
-    assert "expected numbers, got an array of dtype <U1" in one_line_error(capsys)
+    assert "text.npy: arrays of dtype <U1 are not read; expected numbers" in one_line_error(capsys)
 
 
 def test_a_loss_on_logits_gets_an_identity_output(tmp_path: Path) -> None:
@@ -446,3 +446,19 @@ def test_a_diverging_run_is_an_error_and_saves_nothing_unless_allowed(tmp_path: 
     with pytest.warns(RuntimeWarning, match=r"training diverged: .* \(allowed: training goes on\)"):
         assert train_tiny(data, tmp_path / "run", *args, "--allow-divergence") == 0
     assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_predict_refuses_an_npy_header_claiming_a_huge_array_before_reading_it(  # type: ignore[no-untyped-def]
+    run_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """A 128-byte .npy whose header claims (100000, 100000) float64: 74.5 GiB were asked for."""
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (100_000, 100_000)}
+    )
+    (tmp_path / "claim.npy").write_bytes(header.getvalue())  # the header alone: no data
+    capsys.readouterr()
+    assert main(["predict", str(run_dir / "model.safetensors"), str(tmp_path / "claim.npy")]) == 2
+    assert "claim.npy" in one_line_error(capsys)

@@ -134,10 +134,7 @@ def _read_inputs(path: str, model: Sequential, meta: dict[str, Any]) -> tuple[np
             delimiter="\t" if suffix == ".tsv" else ",",
         )
         return x, [f"line {line} of {p.name}" for line in lines]
-    try:
-        x = np.load(p, allow_pickle=False)
-    except ValueError as exc:  # pickled or object arrays, or not a .npy file at all
-        raise DataError(f"{path}: cannot read as .npy: {exc}") from exc
+    x = datasets.read_npy(p, mmap=False)  # the header checked against the file before anything is read
     if x.dtype.kind not in "biuf":
         raise DataError(f"{path}: expected numbers, got an array of dtype {x.dtype}.")
     if x.ndim != 2 or x.shape[0] == 0:
