@@ -416,7 +416,7 @@ def test_a_spec_that_is_not_utf8(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(b'{"title": "caf\xe9",\n "layers": []}')
     with pytest.raises(
-        ConfigError, match=r"bad.json: not UTF-8 at line 1, byte offset 14 \(bytes e9\); save the spec"
+        ConfigError, match=r"bad.json: not UTF-8 at line 1, byte offset 14 \(bytes e9\); save the file"
     ):
         load_spec(bad)
     bom = tmp_path / "bom.json"

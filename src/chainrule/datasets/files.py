@@ -30,7 +30,7 @@ from chainrule.datasets._bounded import (
 )
 from chainrule.datasets._core import TASKS, Dataset, _as_labels, _check_finite, _split
 from chainrule.errors import ConfigError, DataError, LimitError
-from chainrule.tables import FLOAT32_MAX, Label, decide_target, preview, target_words
+from chainrule.tables import FLOAT32_MAX, Label, decide_target, is_number, preview, target_words
 
 # ----------------------------------------------------------------------------- IDX files (MNIST)
 
@@ -243,24 +243,16 @@ def _resolve_column(target: str | int, header: list[str] | None, n_cols: int, wh
     return col
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_header(first: list[str], second: list[str] | None) -> bool:
     """A header has a name (non-empty, not a number) where the next row has a number.
 
     A column of text labels says nothing either way, so a headerless file whose
     labels are words (``5.1,3.5,setosa``) is not taken for a header.
     """
-    names = [bool(c.strip()) and not _is_number(c) for c in first]
-    if second is None or not any(_is_number(c) for c in second):
+    names = [bool(c.strip()) and not is_number(c) for c in first]
+    if second is None or not any(is_number(c) for c in second):
         return any(names)
-    return any(n and _is_number(c) for n, c in zip(names, second, strict=False))
+    return any(n and is_number(c) for n, c in zip(names, second, strict=False))
 
 
 class _Cells:
@@ -372,7 +364,7 @@ def read_csv(
     col_t = _resolve_column(target, cells.names, cells.n_cols, cells.file)
     x = cells.numbers([j for j in range(cells.n_cols) if j != col_t])
     text = np.array([row[col_t].strip() for row in cells.rows])
-    y = np.array([float(c) for c in text]) if all(_is_number(c) for c in text) else text
+    y = np.array([float(c) for c in text]) if all(is_number(c) for c in text) else text
     return x, y, cells.names
 
 

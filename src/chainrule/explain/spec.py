@@ -110,7 +110,20 @@ def _check_numbers(value: Any, who: str, what: str) -> None:
 
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
-    where = f"spec {os.fspath(path)}"
+    return read_json(path, f"spec {os.fspath(path)}")
+
+
+def read_json(path: str | os.PathLike[str], where: str) -> dict[str, Any]:
+    """A JSON object from a file a person wrote (a spec, an answer), checked; ``where`` names it in errors.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not UTF-8 (line and byte offset named), not JSON
+        (line and column named), or not a JSON object.
+    LimitError
+        It nests deeper than ``max_nesting_depth``.
+    """
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -122,7 +135,7 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(
             f"{where}: not UTF-8 at line {line}, byte offset {exc.start} (bytes "
-            f"{raw[exc.start : exc.end].hex(' ')}); save the spec as UTF-8."
+            f"{raw[exc.start : exc.end].hex(' ')}); save the file as UTF-8."
         ) from None
     try:
         data = json.loads(text)
@@ -133,7 +146,7 @@ def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     except RecursionError:
         raise ConfigError(
             f"{where}: JSON nested too deeply to parse (far over the limit max_nesting_depth = "
-            f"{limits.get('max_nesting_depth')}); a spec nests 4 levels: spec, layers, rows, numbers."
+            f"{limits.get('max_nesting_depth')})."
         ) from None
     limits.check_depth(data, where)
     if not isinstance(data, dict):
