@@ -22,11 +22,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "chainrule"
 
 LEVELS: dict[str, int] = {
     "errors": 0,
-    **dict.fromkeys(["backend", "tensor_api"], 1),
+    **dict.fromkeys(["backend", "tensor_api", "limits", "fileio"], 1),
     "tensor": 2,
     **dict.fromkeys(["ops", "autograd"], 3),
     **dict.fromkeys(["functional", "init", "gradcheck", "jit", "tables", "summary"], 4),
-    **dict.fromkeys(["layers", "losses", "optim", "data", "datasets", "metrics", "diagnostics"], 5),
+    **dict.fromkeys(
+        ["layers", "losses", "optim", "data", "datasets", "metrics", "diagnostics", "divergence"], 5
+    ),
     **dict.fromkeys(["explain", "train"], 6),
     "serialize": 7,  # checkpoints hold a Trainer's state, so it sits above train
     **dict.fromkeys(["check", "exercise"], 7),  # above explain, whose numbers they use

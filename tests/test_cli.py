@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_predict_bad_inputs(run_dir: Path, tmp_path: Path, capsys) -> None:  # t
     obj = tmp_path / "obj.npy"
     np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     assert main(["predict", model, str(obj)]) == 2
-    assert "obj.npy: cannot read as .npy" in one_line_error(capsys)
+    assert "obj.npy: arrays of dtype object are not read; expected numbers" in one_line_error(capsys)
     nan = tmp_path / "nan.npy"
     np.save(nan, np.array([[np.nan] * 64]))
     assert main(["predict", model, str(nan)]) == 2
@@ -171,7 +172,7 @@ def test_more_one_line_errors(run_dir: Path, tmp_path: Path, capsys) -> None:  #
     assert "with m >= 1, got shape (0, 64)" in one_line_error(capsys)
     np.save(tmp_path / "text.npy", np.array(["a", "b"]))
     assert main(["predict", model, str(tmp_path / "text.npy")]) == 2
-    assert "expected numbers, got an array of dtype <U1" in one_line_error(capsys)
+    assert "text.npy: arrays of dtype <U1 are not read; expected numbers" in one_line_error(capsys)
 
 
 def test_a_loss_on_logits_gets_an_identity_output(tmp_path: Path) -> None:
@@ -183,3 +184,281 @@ def test_a_loss_on_logits_gets_an_identity_output(tmp_path: Path) -> None:
 
     model = serialize.load(tmp_path / "model.safetensors")
     assert model.config()["layers"][-1]["activation"] == "identity"
+
+
+# ---------------------------------------------------------------- hostile input and run outputs (issue 14)
+def tiny_csv(path: Path, rows: int = 60, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    y = np.arange(rows) % 3
+    x = rng.normal(size=(rows, 4)) + 2.0 * np.eye(3, 4)[y]
+    np.savetxt(path, np.column_stack([x, y]), delimiter=",", fmt="%.5f")
+    return path
+
+
+def train_tiny(data: Path, out: Path, *extra: str) -> int:
+    args = ["train", "--data", str(data), "--layers", "8", "--epochs", "3", "--quiet", "--out", str(out)]
+    return main([*args, *extra])
+
+
+def test_the_last_resort_reports_an_internal_error_with_its_own_status(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from chainrule import cli
+
+    def broken(args: object) -> int:
+        return {"a": 1}["b"]  # a bug, not a user's mistake
+
+    monkeypatch.setattr(
+        cli, "COMMANDS", [(n, h, a, broken if n == "ops" else f) for n, h, a, f in cli.COMMANDS]
+    )
+    assert main(["ops"]) == cli.EXIT_INTERNAL == 70
+    line = one_line_error(capsys)
+    assert line.startswith("chainrule ops: internal error: KeyError: 'b'. This is a bug in chainrule")
+    assert "please report it" in line and "chainrule --debug ops" in line
+    with pytest.raises(KeyError):
+        main(["--debug", "ops"])
+
+
+def test_debug_keeps_the_traceback_of_a_user_error(tmp_path: Path) -> None:
+    from chainrule.errors import SerializationError
+
+    with pytest.raises(SerializationError, match="no such model file"):
+        main(["--debug", "evaluate", str(tmp_path / "missing.safetensors")])
+
+
+def test_every_error_message_is_one_line(run_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A multi-line message (a download's list of mirrors) is joined into one line."""
+    from chainrule.cli import _one_line
+
+    assert _one_line(ValueError("a\n  b\nc")) == "a; b; c"
+    assert (
+        _one_line(FileNotFoundError(2, "No such file or directory", "x.csv"))
+        == "x.csv: No such file or directory"
+    )
+    assert _one_line(MemoryError()).startswith("out of memory: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("labels.csv", b"a,b\n1,0\n\xff\xfe,1\n", "labels.csv: line 3, byte offset 8: not UTF-8"),
+        ("field.csv", b"a,b\n" + b"0" * 140_000 + b",1\n", "a field is longer than the limit max_csv_field"),
+        ("empty.npy", b"", "empty.npy: the file is empty (0 bytes)"),
+        ("empty.npz", b"", "empty.npz: the file is empty (0 bytes)"),
+        ("cut.npz", b"PK\x03\x04" + bytes(30), "cut.npz: not a valid .npz (zip) archive"),
+    ],
+)
+def test_hostile_data_files_give_one_line_and_status_2(
+    tmp_path: Path, capsys, name: str, content: bytes, expected: str
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / name).write_bytes(content)
+    assert main(["train", "--data", str(tmp_path / name), "--quiet", "--out", str(tmp_path / "o")]) == 2
+    assert expected in one_line_error(capsys)
+
+
+def test_hostile_specs_and_arguments_give_one_line_and_status_2(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    spec = tmp_path / "s.json"
+    for text, expected in [
+        ('{"layers": [{"weights": [[0.5]], "activation": ["relu"]}], "input": [1], "target": [1]}',
+         "unknown activation ['relu']"),
+        ('{"layers": [{"weights": [[0.5]]}], "input": [1], "target": [1], "loss": {}}', "unknown loss {}"),
+        ('{"layers": [{"sizes": 1, "seed": -1}], "input": [1], "target": [1]}', "'seed' must be an integer"),
+        ('{"input": ' + "[" * 100_000 + "]" * 100_000 + "}", "JSON nested too deeply to parse"),
+    ]:  # fmt: skip
+        spec.write_text(text)
+        assert main(["explain", str(spec)]) == 2
+        assert expected in one_line_error(capsys)
+    spec.write_bytes(b'{"title": "\xff"}')
+    assert main(["explain", str(spec)]) == 2
+    assert "not UTF-8 at line 1, byte offset 11" in one_line_error(capsys)
+    spec.write_text('{"layers": [{"weights": [[0.5]]}], "input": [1], "target": [1]}')
+    assert main(["explain", str(spec), "--steps", "20", "--max-explain-steps", "10"]) == 2
+    assert "--max-explain-steps N" in one_line_error(capsys)
+    assert main(["explain", str(spec), "--steps", "20", "--max-explain-steps", "20"]) == 0
+    assert main(["explain", str(spec), "--steps", "1000000000"]) == 2
+    assert "1000000000 steps (each a forward and a backward pass) is over the limit" in one_line_error(capsys)
+    assert main(["train", "--seed", "-1", "--quiet", "--out", str(tmp_path / "o")]) == 2
+    assert "seed must be an integer >= 0" in one_line_error(capsys)
+
+
+def test_limits_are_raised_by_their_options_and_checked_before_allocation(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from chainrule import limits
+
+    data = tiny_csv(tmp_path / "d.csv")
+    assert main(["train", "--layers", "1000000000", "--quiet", "--out", str(tmp_path / "o")]) == 2
+    assert "1000000000 units in one layer is over the limit max_layer_width" in one_line_error(capsys)
+    assert train_tiny(data, tmp_path / "o", "--max-parameters", "20") == 2
+    line = one_line_error(capsys)
+    assert "mlp 4-8-3: 67 parameters (weights and biases) is over the limit max_parameters = 20" in line
+    assert "--max-parameters N on the command line" in line
+    assert train_tiny(data, tmp_path / "o", "--max-parameters", "67") == 0
+    assert limits.get("max_parameters") == 100_000_000  # the option lasts one command
+    with pytest.raises(SystemExit):
+        main(["train", "--max-parameters", "-5"])
+    assert "must be a positive whole number" in one_line_error(capsys)
+
+
+def test_a_label_of_three_million_is_refused_before_the_model(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    x = np.arange(84.0).reshape(42, 2)
+    np.savez(tmp_path / "l.npz", x=x, y=np.array([i % 2 for i in range(40)] + [3_000_000] * 2))
+    from chainrule import datasets
+    from chainrule.errors import LimitError
+
+    with pytest.raises(LimitError):  # first, so that without the limit this fails fast, not after 10 GB
+        datasets.load(str(tmp_path / "l.npz"))
+    assert main(["train", "--data", str(tmp_path / "l.npz"), "--quiet", "--out", str(tmp_path / "o")]) == 2
+    assert "3000001 classes (the label 3000000 at" in one_line_error(capsys)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_evaluate_writes_valid_json_even_when_a_score_is_not_finite(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from chainrule import serialize
+    from chainrule.layers import mlp
+
+    model = mlp([64, 10], output="softmax", seed=0)
+    model[0].W.data[...] = 3e38  # finite weights whose outputs overflow to inf
+    serialize.save(tmp_path / "m.safetensors", model, {"loss": "mse", "data": "digits"})
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "m.safetensors")]) == 2
+    captured = capsys.readouterr()
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    scores = json.loads(captured.out, parse_constant=refuse)
+    assert scores["test_loss"] is None
+    assert "test_loss is nan on digits (printed as null): the model's outputs overflow" in captured.err
+
+
+def test_an_unwritable_out_fails_before_training(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from chainrule.train import Trainer
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started before --out was checked")
+
+    monkeypatch.setattr(Trainer, "fit", never)
+    (tmp_path / "file").write_text("x")
+    assert main(["train", "--quiet", "--out", str(tmp_path / "file" / "run")]) == 2
+    line = one_line_error(capsys)
+    assert line.startswith(f"chainrule train: error: {tmp_path / 'file' / 'run'}: ") or "file" in line, line
+
+
+def test_a_run_writes_one_unit_with_one_run_id_and_usual_permissions(tmp_path: Path) -> None:
+    from chainrule import serialize
+
+    data = tiny_csv(tmp_path / "d.csv")
+    out = tmp_path / "run"
+    (out).mkdir()
+    (out / ".metrics.json.999999999.dead.tmp").write_text("left by a killed run")
+    assert train_tiny(data, out) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["history.png", "metrics.json", "model.safetensors"]  # no marker, no stale temp
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert serialize.load_metadata(out / "model.safetensors")["run_id"] == metrics["run_id"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {(out / n).stat().st_mode & 0o777 for n in names} == {0o666 & ~umask}
+
+
+def test_a_full_disk_during_the_commit_leaves_valid_old_files_and_a_marker(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes every write past 4 KiB fail (EFBIG), as a full disk would fail it."""
+    data = tiny_csv(tmp_path / "d.csv")
+    out = tmp_path / "run"
+    assert train_tiny(data, out) == 0
+    before = {n: (out / n).read_bytes() for n in ("metrics.json", "history.png")}
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "from chainrule.cli import main\n"
+        f"sys.exit(main(['train', '--data', {str(data)!r}, '--layers', '4', '--epochs', '40', '--quiet',"
+        f" '--out', {str(out)!r}]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=_env(), check=False
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "File too large" in proc.stderr
+    assert (out / "INCOMPLETE").is_file()  # the set is marked: the model is new, the rest old
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(before["metrics.json"])
+    assert (out / "history.png").read_bytes() == before["history.png"]
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert train_tiny(data, out) == 0 and not (out / "INCOMPLETE").exists()  # the next run repairs it
+
+
+def _env() -> dict[str, str]:
+    src = str(Path(__file__).parents[1] / "src")
+    return {**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1"}
+
+
+KILLER = """
+import sys, numpy as np
+from chainrule.cli.output import RunDir
+from chainrule.layers import mlp
+from chainrule.train import History
+out = sys.argv[1]
+history = History([{"loss": 1.0 / (e + 1), "accuracy": 0.5} for e in range(50)])
+print("ready", flush=True)
+i = 0
+while True:
+    i += 1
+    RunDir(out).commit(mlp([64, 32, 10], seed=i), {"loss": "mse"}, {"i": i}, history)
+"""
+
+
+def test_kill_9_during_commits_leaves_a_complete_set_or_a_marker(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from chainrule import serialize
+    from chainrule.cli.output import RunDir
+
+    out = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    markers = 0
+    for _ in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", KILLER, str(out)], stdout=subprocess.PIPE, env=_env())
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        time.sleep(float(rng.uniform(0.2, 1.0)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        if not (out / "model.safetensors").exists():
+            continue
+        model_run = serialize.load_metadata(out / "model.safetensors")["run_id"]  # never a torn file
+        metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+        png = (out / "history.png").read_bytes() if (out / "history.png").exists() else b""
+        assert not png or png.endswith(b"IEND\xaeB`\x82")
+        if (out / "INCOMPLETE").exists():
+            markers += 1
+        else:
+            assert metrics["run_id"] == model_run and png  # unmarked: one run's complete set
+        RunDir(out).prepare()  # the next run cleans what the killed one left
+        assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_diverging_run_is_an_error_and_saves_nothing_unless_allowed(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """lr = 1e6 with Adam: the loss reaches ~1e12 and stays finite; it used to be saved with exit 0."""
+    data = tiny_csv(tmp_path / "d.csv")
+    args = ["--lr", "1e6", "--optimizer", "adam", "--epochs", "20"]
+    assert train_tiny(data, tmp_path / "run", *args) == 2
+    line = one_line_error(capsys)
+    assert "training diverged: the loss grew from" in line and "at epoch 1, step 2" in line
+    assert "--allow-divergence" in line
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    with pytest.warns(RuntimeWarning, match=r"training diverged: .* \(allowed: training goes on\)"):
+        assert train_tiny(data, tmp_path / "run", *args, "--allow-divergence") == 0
+    assert (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_predict_refuses_an_npy_header_claiming_a_huge_array_before_reading_it(  # type: ignore[no-untyped-def]
+    run_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """A 128-byte .npy whose header claims (100000, 100000) float64: 74.5 GiB were asked for."""
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (100_000, 100_000)}
+    )
+    (tmp_path / "claim.npy").write_bytes(header.getvalue())  # the header alone: no data
+    capsys.readouterr()
+    assert main(["predict", str(run_dir / "model.safetensors"), str(tmp_path / "claim.npy")]) == 2
+    assert "claim.npy" in one_line_error(capsys)

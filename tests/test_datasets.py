@@ -21,7 +21,7 @@ import pytest
 
 from chainrule import datasets
 from chainrule.datasets import DATASETS, Dataset, download, load, read_idx
-from chainrule.errors import ConfigError, DataError
+from chainrule.errors import ConfigError, DataError, LimitError
 
 
 @pytest.fixture(autouse=True)
@@ -508,6 +508,241 @@ def test_unknown_file_type(tmp_path: Path) -> None:
         load(str(write(tmp_path / "d.parquet", "x")))
 
 
+# ----------------------------------------------------------------------------- hostile files (issue 14)
+
+
+def idx_header(magic: int, dims: tuple[int, ...]) -> bytes:
+    return struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims)
+
+
+def test_idx_dims_whose_product_wraps_are_not_zero(tmp_path: Path) -> None:
+    """(65536,) * 4 is 2**64: an int64 product wraps to 0 and an empty file looked complete."""
+    (tmp_path / "w-idx4-ubyte").write_bytes(idx_header(0x0804, (65536,) * 4))
+    with pytest.raises(
+        DataError, match=r"w-idx4-ubyte: truncated data: dims \(65536, 65536, 65536, 65536\) of \|u1 need "
+        r"18446744073709551616 bytes of data from byte offset 20, found 0"
+    ):  # fmt: skip
+        read_idx(tmp_path / "w-idx4-ubyte")
+    (tmp_path / "w-idx4-ubyte.gz").write_bytes(gzip.compress(idx_header(0x0804, (65536,) * 4)))
+    with pytest.raises(
+        LimitError, match=r"w-idx4-ubyte.gz \(after gunzip\): 18446744073709551636 bytes declared by"
+    ):
+        read_idx(tmp_path / "w-idx4-ubyte.gz")
+
+
+def test_an_idx_folder_with_zero_images(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for stem, dims in zip(datasets.IDX_FILES.values(), [(0, 28, 28), (0,), (0, 28, 28), (0,)], strict=True):
+        (folder / stem).write_bytes(idx_header(0x0800 | len(dims), dims))
+    with pytest.raises(DataError, match=r"m: the dataset is empty \(x_train has 0 rows\)"):
+        load(str(folder))
+    assert read_idx(folder / "train-images-idx3-ubyte").shape == (0, 28, 28)
+
+
+@pytest.mark.parametrize(("flip", "kind"), [(10, "Error -3 while decompressing"), (0, "Not a gzipped file")])
+def test_a_corrupt_gzip_stream_is_a_data_error_with_the_offset(tmp_path: Path, flip: int, kind: str) -> None:
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (5, 28, 28))
+    arr[:, :10] = 0
+    data = bytearray(gzip.compress(idx_bytes(arr), mtime=0))
+    data[flip] ^= 0xFF
+    (tmp_path / "c-idx3-ubyte.gz").write_bytes(bytes(data))
+    with pytest.raises(
+        DataError, match=rf"c-idx3-ubyte.gz: not a valid gzip file: .*{kind}.* compressed byte offset \d+"
+    ):
+        read_idx(tmp_path / "c-idx3-ubyte.gz")
+
+
+def test_a_gzip_with_a_bad_crc_or_cut_short_is_refused(tmp_path: Path) -> None:
+    data = bytearray(gzip.compress(idx_bytes(np.arange(300) % 256), mtime=0))
+    data[-6] ^= 0x01  # inside the CRC-32 of the trailer
+    (tmp_path / "crc-idx1-ubyte.gz").write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"crc-idx1-ubyte.gz: not a valid gzip file: CRC check failed"):
+        read_idx(tmp_path / "crc-idx1-ubyte.gz")
+    (tmp_path / "cut-idx1-ubyte.gz").write_bytes(bytes(data[:-20]))
+    with pytest.raises(DataError, match=r"cut-idx1-ubyte.gz: not a valid gzip file: Compressed file ended"):
+        read_idx(tmp_path / "cut-idx1-ubyte.gz")
+
+
+def test_image_and_label_counts_are_compared_from_the_headers_before_any_data(tmp_path: Path) -> None:
+    """The images file declares 300,000 images of zeros (a bomb); its data is never expanded."""
+    folder = write_mnist_folder(tmp_path / "m", gz=True)
+    bomb = gzip.compress(idx_header(0x0803, (300_000, 28, 28)) + bytes(1 << 20), mtime=0)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(bomb)  # also cut short: never read that far
+    with pytest.raises(
+        DataError, match=r"train-images-idx3-ubyte.gz has 300000 images but train-labels-idx1-ubyte.gz has 12"
+    ):
+        load(str(folder))
+
+
+def test_gzip_over_the_decompressed_limit(tmp_path: Path) -> None:
+    from chainrule import limits
+
+    (tmp_path / "l-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((50, 28, 28))), mtime=0))
+    with limits.override(max_decompressed_bytes=10_000):
+        with pytest.raises(
+            LimitError,
+            match=r"39216 bytes declared by dims \(50, 28, 28\) is over the limit max_decompressed_bytes = "
+            r"10000 .* --max-decompressed-bytes N",
+        ):
+            read_idx(tmp_path / "l-idx3-ubyte.gz")
+    assert read_idx(tmp_path / "l-idx3-ubyte.gz").shape == (50, 28, 28)
+
+
+def test_a_csv_field_over_the_limit_names_the_line_and_the_option(tmp_path: Path) -> None:
+    import csv
+
+    f = write(tmp_path / "big.csv", "a,b\n1,0\n" + "0" * 140_000 + ",1\n")
+    before = csv.field_size_limit()
+    with pytest.raises(
+        LimitError,
+        match=r"big.csv: line 3: a field is longer than the limit max_csv_field = 131072 characters\. "
+        r".*--max-csv-field N",
+    ):
+        load(str(f))
+    assert csv.field_size_limit() == before  # the csv module's process-wide limit is given back
+    from chainrule import limits
+
+    with limits.override(max_csv_field=200_000):
+        x, _, _ = datasets.read_csv(f)
+    assert x.shape == (2, 1)
+
+
+def test_a_csv_that_is_not_utf8_names_the_line_and_byte_offset(tmp_path: Path) -> None:
+    f = tmp_path / "latin1.csv"
+    f.write_bytes("a,b\n1,0\ncaf\xe9,1\n".encode("latin-1"))
+    with pytest.raises(
+        DataError, match=r"latin1.csv: line 3, byte offset 11: not UTF-8 \(bytes e9\); save the file as UTF-8"
+    ):
+        load(str(f))
+
+
+def test_a_label_of_three_million_is_refused_before_a_model_is_built(tmp_path: Path) -> None:
+    """Integer labels of an array file are class numbers: label 3,000,000 implies 3,000,001 classes."""
+    x = np.arange(84.0).reshape(42, 2)
+    y = np.array([i % 2 for i in range(40)] + [3_000_000, 3_000_000])
+    np.savez(tmp_path / "big-label.npz", x=x, y=y)
+    with pytest.raises(
+        LimitError,
+        match=r"big-label.npz: 3000001 classes \(the label 3000000 at y_(train|test)\[\d+\] implies them\) "
+        r"is over the limit max_classes = 100000 .* --max-classes N",
+    ):
+        load(str(tmp_path / "big-label.npz"))
+
+
+def test_a_csv_label_of_three_million_is_one_class_of_three(tmp_path: Path) -> None:
+    """A CSV's labels are encoded (sparse integers too): 0, 1 and 3,000,000 are three classes."""
+    rows = "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(40)) + "1,2,3000000\n3,4,3000000\n"
+    data = load(str(write(tmp_path / "big-label.csv", rows)))
+    assert data.n_classes == 3 and [str(c) for c in data.classes] == ["0", "1", "3000000"]
+
+
+@pytest.mark.parametrize(
+    ("array", "what"),
+    [
+        (np.array([["a", "b"], ["c", "d"]]), "<U1"),
+        (np.zeros((3, 2), dtype="i4,f4"), r"\[\('f0', '<i4'\), \('f1', '<f4'\)\]"),
+        (np.zeros((3, 2), dtype="M8[s]"), r"datetime64\[s\]"),
+        (np.zeros((3, 2), dtype=np.complex128), "complex128"),
+        (np.zeros((3, 2), dtype=np.longdouble), "float128"),
+    ],
+)
+def test_npy_npz_off_the_dtype_allow_list(tmp_path: Path, array: np.ndarray, what: str) -> None:
+    np.save(tmp_path / "t.npy", array)
+    with pytest.raises(DataError, match=rf"t.npy: arrays of dtype {what} are not read; expected numbers"):
+        load(str(tmp_path / "t.npy"))
+    np.savez(tmp_path / "t.npz", x=array, y=np.zeros(len(array)))
+    with pytest.raises(DataError, match=rf"t.npz: x.npy: arrays of dtype {what} are not read"):
+        load(str(tmp_path / "t.npz"))
+
+
+def test_npy_empty_truncated_or_claiming_more_than_it_holds(tmp_path: Path) -> None:
+    (tmp_path / "e.npy").write_bytes(b"")
+    with pytest.raises(DataError, match=r"e.npy: the file is empty \(0 bytes\); not a .npy file"):
+        load(str(tmp_path / "e.npy"))
+    (tmp_path / "h.npy").write_bytes(b"\x93NUMPY\x01")
+    with pytest.raises(DataError, match=r"h.npy: not a valid .npy file: EOF"):
+        load(str(tmp_path / "h.npy"))
+    np.save(tmp_path / "t.npy", np.zeros((4, 3)))
+    data = (tmp_path / "t.npy").read_bytes()
+    (tmp_path / "t.npy").write_bytes(data[:-8])
+    with pytest.raises(DataError, match=r"t.npy: truncated data: shape \(4, 3\) of float64 needs 96 bytes"):
+        load(str(tmp_path / "t.npy"))
+    header = data.replace(b"(4, 3)", b"(100000, 100000)")  # a 74.5 GiB claim in a 224-byte file
+    (tmp_path / "big.npy").write_bytes(header)
+    with pytest.raises(
+        DataError, match=r"big.npy: truncated data: shape \(100000, 100000\) of float64 needs "
+    ):
+        datasets.read_npy(tmp_path / "big.npy", mmap=False)
+
+
+def test_npz_empty_truncated_bad_crc_or_corrupt(tmp_path: Path) -> None:
+    (tmp_path / "e.npz").write_bytes(b"")
+    with pytest.raises(DataError, match=r"e.npz: the file is empty \(0 bytes\); not a .npz archive"):
+        load(str(tmp_path / "e.npz"))
+    np.savez(tmp_path / "ok.npz", x=np.ones((20, 2)), y=np.arange(20) % 2)
+    data = (tmp_path / "ok.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"cut.npz: not a valid .npz \(zip\) archive: File is not a zip file"):
+        load(str(tmp_path / "cut.npz"))
+    flipped = bytearray(data)
+    flipped[flipped.find(b"\x93NUMPY") + 150] ^= 1
+    (tmp_path / "crc.npz").write_bytes(bytes(flipped))
+    with pytest.raises(
+        DataError, match=r"crc.npz: x.npy: damaged archive member: Bad CRC-32 for file 'x.npy'"
+    ):
+        load(str(tmp_path / "crc.npz"))
+    np.savez_compressed(tmp_path / "z.npz", x=np.arange(4000.0).reshape(2000, 2), y=np.arange(2000) % 2)
+    packed = bytearray((tmp_path / "z.npz").read_bytes())
+    packed[1000] ^= 0xFF
+    (tmp_path / "z.npz").write_bytes(bytes(packed))
+    with pytest.raises(DataError, match=r"z.npz: x.npy: damaged archive member: "):
+        load(str(tmp_path / "z.npz"))
+
+
+def test_npz_member_over_the_limit_or_lying_about_its_size(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from chainrule import limits
+
+    np.savez_compressed(tmp_path / "z.npz", x=np.zeros((1000, 100)), y=np.arange(1000) % 2)
+    with limits.override(max_decompressed_bytes=100_000):
+        with pytest.raises(
+            LimitError, match=r"z.npz: x.npy: 800128 bytes declared in the zip directory is over"
+        ):
+            load(str(tmp_path / "z.npz"))
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**5, 10**4)}
+    )
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w") as zf:  # an 8 GB shape over 1 KB of data
+        zf.writestr("x.npy", header.getvalue() + bytes(1024))
+        zf.writestr("y.npy", header.getvalue())
+    with pytest.raises(
+        DataError, match=r"lie.npz: x.npy: shape \(100000, 10000\) of float64 needs 8000000000 bytes"
+    ):
+        load(str(tmp_path / "lie.npz"))
+
+
+def test_npz_fortran_order_and_all_dtypes_round_trip(tmp_path: Path) -> None:
+    from chainrule.datasets._bounded import read_npz
+
+    arrays = {
+        "f": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+        "h": np.arange(6, dtype=np.float16).reshape(2, 3),
+        "u": np.arange(5, dtype=np.uint8),
+        "b": np.array([True, False]),
+        "e": np.zeros((0, 3), np.float32),
+    }
+    for save in (np.savez, np.savez_compressed):
+        save(tmp_path / "a.npz", **arrays)
+        out = read_npz(tmp_path / "a.npz")
+        for key, arr in arrays.items():
+            assert out[key].dtype == arr.dtype and np.array_equal(out[key], arr), key
+
+
 # ----------------------------------------------------------------------------- download (local server)
 
 
@@ -689,3 +924,135 @@ def test_digest_table_is_complete() -> None:
         assert set(datasets.SHA256[name]) == {f"{stem}.gz" for stem in datasets.IDX_FILES.values()}
         assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in datasets.SHA256[name].values())
         assert datasets.MIRRORS[name]
+
+
+# ----------------------------------------------------------------------------- hostile servers (issue 14)
+
+
+class HostileServer:
+    """A 127.0.0.1 server whose answer to GET /<kind>/<name> is ``behaviours[kind](handler)``."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                kind = self.path.strip("/").split("/")[0]
+                try:
+                    getattr(server, kind)(self)
+                except (BrokenPipeError, ConnectionResetError):  # the client hung up, as it should
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+    @staticmethod
+    def trickle(h: http.server.BaseHTTPRequestHandler) -> None:
+        """Promise 1 MB, then send one byte every 0.1 s: never idle long enough for a timeout."""
+        h.send_response(200)
+        h.send_header("Content-Length", str(1 << 20))
+        h.end_headers()
+        for _ in range(200):
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            threading.Event().wait(0.1)
+
+    @staticmethod
+    def nolength(h: http.server.BaseHTTPRequestHandler) -> None:
+        """No Content-Length, then far more bytes than the cap."""
+        h.send_response(200)
+        h.end_headers()
+        for _ in range(64):
+            h.wfile.write(bytes(1 << 16))
+
+    @staticmethod
+    def badlength(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", "abc")
+        h.end_headers()
+        h.wfile.write(b"hello")
+
+    @staticmethod
+    def hugelength(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(10**12))
+        h.end_headers()
+        h.wfile.write(bytes(1 << 16))
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    server = HostileServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline(tmp_path: Path, hostile: HostileServer) -> None:
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(
+        LimitError,
+        match=r"download: http://127.0.0.1:\d+/trickle/f.gz: the deadline of 1 s \(download_deadline\) "
+        r"passed "
+        r"with \d+ bytes of this file received: a stalled or trickling server.* Or pass download\(deadline=",
+    ):
+        download("x", cache_dir=tmp_path, mirrors=[hostile.url + "/trickle/"], sha256={"f.gz": "0" * 64},
+                 deadline=1, timeout=5, backoff=0)  # fmt: skip
+    assert time.monotonic() - started < 3  # cut off at the deadline, not at the server's 20 s
+
+
+def test_a_body_without_content_length_stops_at_the_byte_cap(tmp_path: Path, hostile: HostileServer) -> None:
+    with pytest.raises(DataError) as info:
+        download("x", cache_dir=tmp_path, mirrors=[hostile.url + "/nolength/"], sha256={"f.gz": "0" * 64},
+                 max_bytes=100_000, backoff=0)  # fmt: skip
+    assert "/nolength/f.gz: the server sent more than the limit max_download_bytes = 100000." in str(
+        info.value
+    )
+    assert "--max-download-bytes N" in str(info.value) and "download(max_bytes=N)" in str(info.value)
+    assert len(hostile.requests) == 1 and not list((tmp_path / "x").iterdir())  # not retried, no .part left
+
+
+def test_an_announced_size_over_the_cap_is_refused_before_reading(
+    tmp_path: Path, hostile: HostileServer
+) -> None:
+    with pytest.raises(DataError, match=r"the server announces 1000000000000 bytes \(Content-Length\), over"):
+        download("x", cache_dir=tmp_path, mirrors=[hostile.url + "/hugelength/"], sha256={"f.gz": "0" * 64})
+    assert not list((tmp_path / "x").iterdir())
+
+
+def test_a_content_length_that_is_not_a_number(tmp_path: Path, hostile: HostileServer) -> None:
+    with pytest.raises(DataError, match=r"/badlength/f.gz: ConnectionError: bad Content-Length 'abc'"):
+        download("x", cache_dir=tmp_path, mirrors=[hostile.url + "/badlength/"], sha256={"f.gz": "0" * 64},
+                 retries=1)  # fmt: skip
+
+
+def test_an_encrypted_npz_member_is_a_data_error(tmp_path: Path) -> None:
+    """Found by the fuzzer (seed 1): zipfile asks for a password with a RuntimeError."""
+    np.savez(tmp_path / "e.npz", x=np.ones((4, 2)), y=np.arange(4) % 2)
+    data = bytearray((tmp_path / "e.npz").read_bytes())
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers
+        at = data.find(signature)
+        while at != -1:
+            data[at + flag_at] |= 0x01  # general purpose bit 0: encrypted
+            at = data.find(signature, at + 4)
+    (tmp_path / "e.npz").write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"e.npz: x.npy: the archive member is encrypted"):
+        load(str(tmp_path / "e.npz"))

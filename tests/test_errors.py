@@ -22,6 +22,7 @@ BUILTIN_BASES = {
     errors.DataError: ValueError,
     errors.BackendError: RuntimeError,
     errors.SerializationError: ValueError,
+    errors.LimitError: ValueError,
     errors.DistributedError: RuntimeError,
 }
 

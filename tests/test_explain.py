@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from chainrule.errors import ConfigError, ShapeError
+from chainrule.errors import ConfigError, LimitError, ShapeError
 from chainrule.explain import explain, load_spec, render, run
 from chainrule.layers import Dense, Sequential
 
@@ -361,3 +361,102 @@ def test_png_format() -> None:
         render(explain(big), "png")
     with pytest.raises(ConfigError, match=r"unknown format 'svg'"):
         render(explain(MAZUR), "svg")
+
+
+# ------------------------------------------------------------------ hostile specs (issue 14)
+ONE = {
+    "layers": [{"weights": [[0.5]], "bias": [0.0], "activation": "sigmoid"}],
+    "input": [1.0],
+    "target": [1.0],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"layers": [{"weights": [[0.5]], "activation": ["relu"]}]}, r"unknown activation \['relu'\]"),
+        ({"loss": {}}, r"spec: unknown loss \{\}"),
+        ({"title": ["x"]}, r"spec: title must be a string, got \['x'\]"),
+        ({"input": ["1.0"]}, r"input: the input must be numbers .* found '1.0' \(str\)"),
+        ({"input": [True]}, r"input: the input must be numbers .* found True \(bool\)"),
+        ({"layers": [{"weights": [[{"a": 1}]]}]}, r"weights must be numbers .* found \{'a': 1\} \(dict\)"),
+        (
+            {"layers": [{"sizes": 1, "seed": -1}]},
+            r"layers\[0\] \(layer 1\): 'seed' must be an integer >= 0, got -1",
+        ),
+        ({"layers": [{"sizes": 1, "seed": 1.5}]}, r"'seed' must be an integer >= 0, got 1.5"),
+        ({"layers": [{"sizes": 1, "seed": True}]}, r"'seed' must be an integer >= 0, got True"),
+        ({"layers": [{"sizes": [True, 1]}]}, r"'sizes' must be \[n\[0\], n\[1\]\] \(positive integers\)"),
+    ],
+)
+def test_a_value_of_the_wrong_json_type_is_a_config_error(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_spec({**ONE, **change})
+
+
+def test_a_spec_nested_100000_deep_or_past_the_limit(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"layers": [], "input": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(
+        ConfigError, match=r"deep.json: JSON nested too deeply to parse \(far over the limit "
+    ):
+        load_spec(deep)
+    nested = tmp_path / "nested.json"
+    deep_input: Any = [1.0]
+    for _ in range(63):
+        deep_input = [deep_input]  # 64 lists inside the spec object: 65 levels
+    nested.write_text(json.dumps({**ONE, "input": deep_input}))
+    with pytest.raises(
+        LimitError, match=r"nested.json: 65 levels of JSON nesting is over the limit max_nesting_depth"
+    ):
+        load_spec(nested)
+
+
+def test_a_spec_that_is_not_utf8(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"title": "caf\xe9",\n "layers": []}')
+    with pytest.raises(
+        ConfigError, match=r"bad.json: not UTF-8 at line 1, byte offset 14 \(bytes e9\); save the file"
+    ):
+        load_spec(bad)
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(ONE).encode())
+    assert load_spec(bom).sizes == [1, 1]
+
+
+def test_a_network_too_large_to_explain_is_refused_before_it_is_drawn() -> None:
+    """A 2-1000-1000-2 network ran finite differences over every weight for minutes."""
+    spec = {
+        "layers": [{"sizes": [2, 1000], "seed": 0}, {"sizes": 1000, "seed": 1}, {"sizes": 2, "seed": 2}],
+        "input": [0.1, 0.2],
+        "target": [0.0, 1.0],
+    }
+    with pytest.raises(
+        LimitError,
+        match=r"spec: the network up to layers\[1\] \(layer 2\): 1002000 parameters is over the limit "
+        r"max_explain_parameters = 5000 .* --max-explain-parameters N",
+    ):
+        load_spec(spec)
+    from chainrule import limits
+
+    small = {**spec, "layers": [{"sizes": [2, 3], "seed": 0}, {"sizes": 2, "seed": 1}]}
+    with limits.override(max_explain_parameters=10):
+        with pytest.raises(LimitError, match=r"layers\[0\] \(layer 1\): 9 parameters|layers\[1\]"):
+            load_spec(small)
+    assert load_spec(small).sizes == [2, 3, 2]
+
+
+def test_steps_over_the_limit_and_raising_it() -> None:
+    """``--steps 1000000000`` would run for about 25 hours while the loss list grows."""
+    from chainrule import limits
+
+    with limits.override(max_explain_steps=5):  # first: without the limit this is quick, not a hang
+        with pytest.raises(LimitError, match=r"explain --steps: 6 steps"):
+            explain(ONE, steps=6)
+        assert len(explain(ONE, steps=5).losses or []) == 6
+    with pytest.raises(
+        LimitError,
+        match=r"explain --steps: 1000000000 steps \(each a forward and a backward pass\) is over the limit "
+        r"max_explain_steps = 100000 .* --max-explain-steps N",
+    ):
+        explain(ONE, steps=1_000_000_000)

@@ -283,3 +283,33 @@ def test_training_never_writes_into_the_callers_arrays(dtype: Any) -> None:
     assert not np.array_equal(layer.b.data, b0)  # the layer trained
     np.testing.assert_array_equal(bias, b0)  # the caller's arrays did not move
     np.testing.assert_array_equal(weights, w0)
+
+
+# ------------------------------------------------------------------ limits and seeds (issue 14)
+def test_a_huge_layer_is_refused_before_allocation() -> None:
+    """``--layers 1000000000`` was killed by the kernel with no message."""
+    from chainrule import limits
+    from chainrule.errors import LimitError
+
+    width = r"mlp 64-1000000000-10: 1000000000 units in one layer is over the limit max_layer_width = 1000000"
+    with pytest.raises(LimitError, match=width + r" .* --max-layer-width N on the command line"):
+        mlp([64, 1_000_000_000, 10])
+    total = (
+        r"mlp 64-20000-20000-10: 401520010 parameters \(weights and biases\) is over the limit max_parameters"
+    )
+    with pytest.raises(LimitError, match=total + " = 100000000"):
+        mlp([64, 20_000, 20_000, 10])
+    with pytest.raises(LimitError, match=r"Dense 30000-30000: 900030000 parameters"):
+        Dense(30_000, 30_000)
+    with limits.override(max_parameters=10):
+        with pytest.raises(LimitError, match=r"mlp 4-3: 15 parameters .* over the limit max_parameters = 10"):
+            mlp([4, 3])
+        assert mlp([4, 2], bias=False)[0].W.shape == (2, 4)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+def test_a_bad_seed_is_a_config_error(seed: object) -> None:
+    with pytest.raises(ConfigError, match=r"seed must be an integer >= 0, a numpy Generator or None, got"):
+        mlp([2, 2], seed=seed)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"seed must be an integer >= 0"):
+        Dense(2, 2, seed=seed)  # type: ignore[arg-type]

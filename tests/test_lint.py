@@ -28,8 +28,8 @@ def _dirs(*names: str) -> list[str]:
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", *_dirs("src", "tests", "benchmarks")],
-        ["ruff", "format", "--check", *_dirs("src", "tests")],
+        ["ruff", "check", *_dirs("src", "tests", "benchmarks", "fuzz")],
+        ["ruff", "format", "--check", *_dirs("src", "tests", "fuzz")],
         ["mypy"],  # files and options from [tool.mypy] in pyproject.toml
     ],
     ids=["ruff-check", "ruff-format", "mypy"],

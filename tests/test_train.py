@@ -245,13 +245,21 @@ def test_evaluate_accuracy_of_a_logit_output_with_a_loss_on_logits() -> None:
 def test_non_finite_loss_from_a_huge_learning_rate_names_epoch_step_and_layer() -> None:
     x, y = blobs()
     trainer = Trainer(
-        mlp([4, 8, 8, 3], "relu", "softmax", seed=0), "cross_entropy", "sgd", lr=1e12, batch_size=16
+        mlp([4, 8, 8, 3], "relu", "softmax", seed=0),
+        "cross_entropy",
+        "sgd",
+        lr=1e12,
+        batch_size=16,
+        allow_divergence=True,  # past the divergence guard (a warning), on to the NaN
     )
-    with pytest.raises(
-        GradientError,
-        match=r"training stopped: the loss became nan at epoch 1, step \d+; "
-        r"first non-finite gradient: layers\[0\] Dense\(in_features=4, out_features=8, "
-        r"activation='relu'\), dC/dW\. Try a smaller learning rate or gradient clipping",
+    with (
+        pytest.warns(RuntimeWarning, match=r"training diverged: .* \(allowed: training goes on\)"),
+        pytest.raises(
+            GradientError,
+            match=r"training stopped: the loss became nan at epoch 1, step \d+; "
+            r"first non-finite gradient: layers\[0\] Dense\(in_features=4, out_features=8, "
+            r"activation='relu'\), dC/dW\. Try a smaller learning rate or gradient clipping",
+        ),
     ):
         trainer.fit(x, y, 3, verbose=0)
 
@@ -314,7 +322,7 @@ def test_labels_out_of_range() -> None:
 
 
 def test_config_errors() -> None:
-    with pytest.raises(ConfigError, match=r"Trainer: batch_size must be >= 1, got 0"):
+    with pytest.raises(ConfigError, match=r"Trainer: batch_size must be an integer >= 1, got 0"):
         Trainer(mlp([4, 3]), "mse", batch_size=0)
     x, y = blobs(8)
     with pytest.raises(ConfigError, match=r"fit: validation_split must be in \(0, 1\), got 1.5"):
@@ -570,3 +578,78 @@ def test_a_batch_of_zero_weights_takes_no_step() -> None:
     )
     np.testing.assert_allclose(model[0].W.data, alone[0].W.data, rtol=1e-13)  # two engines: round-off
     assert loss == pytest.approx(alone_loss, rel=1e-13)
+
+
+# ------------------------------------------------------------------ settings and divergence (issue 14)
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"clip_norm": -1}, r"clip_norm must be a finite number > 0 \(None: no clipping\), got -1"),
+        ({"clip_norm": 0}, r"clip_norm must be a finite number > 0 .*, got 0"),
+        ({"clip_norm": float("nan")}, r"clip_norm must be a finite number > 0 .*, got nan"),
+        ({"clip_norm": True}, r"clip_norm must be a finite number > 0 .*, got True"),
+        ({"batch_size": 2.5}, r"batch_size must be an integer >= 1, got 2.5"),
+        ({"seed": -1}, r"seed must be an integer >= 0 \(or None\), got -1"),
+        ({"seed": 1.5}, r"seed must be an integer >= 0 \(or None\), got 1.5"),
+    ],
+)
+def test_settings_that_would_train_silently_wrong_are_refused(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Trainer(mlp([4, 3]), "mse", **options)
+
+
+def test_good_settings_still_pass() -> None:
+    trainer = Trainer(mlp([4, 3]), "mse", batch_size=np.int64(8), clip_norm=np.float32(1.0), seed=None)
+    assert trainer.batch_size == 8
+
+
+def test_a_diverging_loss_is_an_error_naming_the_step_while_still_finite() -> None:
+    """lr = 1e6 with Adam: the loss climbs to ~1e18 and stays finite; it must not pass as a run."""
+    x, y = blobs()
+    trainer = Trainer(
+        mlp([4, 16, 3], "relu", "softmax", seed=0), "cross_entropy", "adam", lr=1e6, batch_size=16
+    )
+    with pytest.raises(GradientError) as info:
+        trainer.fit(x, y, 20, verbose=0)
+    message = str(info.value)
+    assert re.match(
+        r"training diverged: the loss grew from [\d.]+ \(epoch 1, step 1\) to [\d.e+]+ at epoch \d+, "
+        r"step \d+, more than 1000 times; lower the learning rate \(alpha = 1e\+06\), clip the gradients "
+        r"\(clip_norm\), or allow it with allow_divergence=True \(chainrule train --allow-divergence\)\.",
+        message,
+    ), message
+    loss = float(re.search(r"to ([\d.e+]+) at", message).group(1))  # type: ignore[union-attr]
+    assert np.isfinite(loss) and loss > 1000
+
+
+def test_allow_divergence_warns_once_and_trains_on() -> None:
+    x, y = blobs()
+    trainer = Trainer(
+        mlp([4, 16, 3], "relu", "softmax", seed=0), "cross_entropy", "adam", lr=1e6, batch_size=16,
+        allow_divergence=True,
+    )  # fmt: skip
+    with pytest.warns(RuntimeWarning, match=r"training diverged: .* \(allowed: training goes on\)") as record:
+        trainer.fit(x, y, 3, verbose=0)
+    assert len([w for w in record if "diverged" in str(w.message)]) == 1
+    assert len(trainer.history) == 3
+
+
+def test_the_guard_takes_a_resumed_runs_reference_from_its_history() -> None:
+    x, y = blobs()
+    trainer = Trainer(mlp([4, 16, 3], "relu", "softmax", seed=0), "cross_entropy", "adam", lr=0.01)
+    trainer.fit(x, y, 2, verbose=0)
+    first = trainer.history.epochs[0]["loss"]
+    trainer.fit(x, y, 3, verbose=0)  # a continued run: the reference is epoch 1's loss, not this batch's
+    assert trainer.divergence.reference == first
+    assert "DivergenceGuard(allow=False, factor=1000" in repr(trainer.divergence)
+
+
+def test_a_normal_run_with_losses_near_zero_does_not_trip_the_guard() -> None:
+    """Batch losses that fall by orders of magnitude and jitter there are not a divergence."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 192)
+    x = (0.3 * rng.normal(size=(192, 4)) + 4.0 * np.eye(3, 4)[y]).astype(np.float32)
+    history = fit(
+        mlp([4, 32, 3], "relu", "softmax", seed=0), x, y, "cross_entropy", "adam", 0.05, epochs=30, verbose=0
+    )
+    assert len(history) == 30 and history["loss"][-1] < history["loss"][0] / 1000

@@ -34,6 +34,7 @@ from chainrule.errors import (
     DistributedError,
     DTypeError,
     GradientError,
+    LimitError,
     SerializationError,
     ShapeError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "GradReport",
     "GradientError",
     "History",
+    "LimitError",
     "SerializationError",
     "Sequential",
     "ShapeError",

@@ -54,6 +54,14 @@ class CompileWarning(ChainruleWarning):
     """A training step could not be compiled and runs on the eager engine (the numbers are the same)."""
 
 
+class LimitError(ChainruleError, ValueError):
+    """A size from the input (parameters, classes, bytes, steps) is over a limit of :mod:`chainrule.limits`.
+
+    Raised before anything of that size is allocated; the message names the limit
+    and the option that raises it.
+    """
+
+
 __all__ = [
     "BackendError",
     "ChainruleError",
@@ -64,6 +72,7 @@ __all__ = [
     "DataError",
     "DistributedError",
     "GradientError",
+    "LimitError",
     "SerializationError",
     "ShapeError",
 ]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import backend, ops
+from chainrule import backend, limits, ops
 from chainrule.errors import ConfigError, ShapeError
 from chainrule.functional import DENSE, get_activation
 from chainrule.init import default_for, get_initializer
@@ -33,7 +33,11 @@ LAYERS: dict[str, type[Module]] = {}
 
 
 def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+        raise ConfigError(f"seed must be an integer >= 0, a numpy Generator or None, got {seed!r}.")
+    return np.random.default_rng(seed)
 
 
 class Module:
@@ -147,6 +151,7 @@ class Dense(Module):
                 f"Dense: sizes must be positive, got in_features={in_features}, out_features={out_features}."
             )
         self.in_features, self.out_features = int(in_features), int(out_features)
+        _check_sizes([self.in_features, self.out_features], bias is not False and bias is not None, "Dense")
         get_activation(activation)  # an unknown name fails here, not at the first forward
         self.activation = activation
         self.init = init or default_for(activation)
@@ -413,6 +418,15 @@ def from_config(config: dict[str, Any], seed: int | None = 0) -> Module:
     raise ConfigError(f"from_config: unknown layer type {kind!r}; expected one of {sorted(LAYERS)}.")
 
 
+def _check_sizes(sizes: Sequence[int], bias: bool, who: str) -> None:
+    """Widths and the parameter count within :mod:`chainrule.limits`, before any weight is drawn."""
+    shape = "-".join(map(str, sizes))
+    for n in sizes:
+        limits.check("max_layer_width", n, f"{who} {shape}", " in one layer")
+    total = sum(a * b + (b if bias else 0) for a, b in itertools.pairwise(sizes))
+    limits.check("max_parameters", total, f"{who} {shape}", " (weights and biases)")
+
+
 def mlp(
     sizes: Sequence[int],
     activation: str = "relu",
@@ -441,7 +455,8 @@ def mlp(
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2:
         raise ConfigError(f"mlp: sizes needs at least input and output sizes, got {sizes}.")
-    rng = np.random.default_rng(seed)
+    _check_sizes(sizes, bias, "mlp")
+    rng = _rng(seed)
     layers: list[Module] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         last = i == len(sizes) - 2

@@ -260,7 +260,7 @@ def _infer_numeric(col: _Column, numbers: np.ndarray) -> Target:
 def _regression(col: _Column, reason: str, inferred: bool) -> Target:
     numbers = col.numbers
     if numbers is None:
-        i = next(i for i, c in enumerate(col.raw) if not _is_number(str(c)))
+        i = next(i for i, c in enumerate(col.raw) if not is_number(str(c)))
         raise DataError(
             f"{col.where(i)}: {col.who} is {col.cell(i)}, not a number; a regression target must be "
             "numeric (for class labels pass --task classification, or task= in Python)."
@@ -312,10 +312,11 @@ def _key(label: Any) -> tuple[str, Any]:
     if isinstance(label, int | float | np.integer | np.floating):
         return ("number", float(label))
     text = str(label).strip()
-    return ("number", float(text)) if _is_number(text) else ("text", text)
+    return ("number", float(text)) if is_number(text) else ("text", text)
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+    """True if ``cell`` reads as a number (``float(cell)`` succeeds)."""
     try:
         float(cell)
     except ValueError:
@@ -469,6 +470,7 @@ def _reorder(values: np.ndarray, names: list[str], known: list[str], who: str) -
 
 __all__ = [
     "MAX_AUTO_CLASSES",
+    "is_number",
     "TASKS",
     "Target",
     "as_inputs",

@@ -18,6 +18,7 @@ import contextlib
 import difflib
 import inspect
 import math
+import numbers
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from chainrule.autograd import no_grad
 from chainrule.backend import threads as blas
 from chainrule.data import train_val_split
 from chainrule.diagnostics import Diagnostics, layers_in, plot_panel
+from chainrule.divergence import DivergenceGuard
 from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
 from chainrule.jit import Compiler, LearningRate
 from chainrule.layers import Sequential
@@ -46,11 +48,12 @@ class Distributed(Protocol):
     ``attach`` joins the trainer (weights from rank 0); ``inputs`` checks and splits the
     data reading this rank's rows only; ``part`` is this rank's part of a global batch
     (None: the batch's weights are all 0, no step); ``step`` runs the step on it;
-    ``reduce_gradients`` averages over the global batch; ``sum``, ``any`` and
-    ``evaluate`` reduce over ranks.
+    ``reduce_gradients`` averages over the global batch (and sets ``batch_loss``);
+    ``sum``, ``any`` and ``evaluate`` reduce over ranks.
     """
 
     rank: int
+    batch_loss: float  # the loss of the last global batch, known after reduce_gradients
 
     def attach(self, trainer: Trainer) -> None: ...
     def inputs(
@@ -162,6 +165,9 @@ class Trainer:
         After each epoch, record per layer the gradient and weight norms, the update
         ratio, dead ReLUs and saturated units on a fixed probe batch, and warn about
         what they show (:mod:`chainrule.diagnostics`). Off by default.
+    allow_divergence : bool
+        A batch loss over 1000 times the run's first is an error naming the step
+        (:mod:`chainrule.divergence`); True makes it one warning instead.
 
     Attributes
     ----------
@@ -194,9 +200,9 @@ class Trainer:
         threads: int | None = None,
         diagnostics: bool | Diagnostics = False,
         distributed: Distributed | None = None,
+        allow_divergence: bool = False,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"Trainer: batch_size must be >= 1, got {batch_size}.")
+        _check_settings(batch_size, clip_norm, seed)
         self.model = model
         self.loss = get_loss(loss)
         self.step_loss = fused(self.loss, model.output_activation) or self.loss
@@ -223,6 +229,7 @@ class Trainer:
         self.threads = blas.check_threads(threads)
         self.blas_threads = 1  # what the last epoch used
         self._cpu = blas.CpuMeter()
+        self.divergence = DivergenceGuard(allow=allow_divergence)
         self._lr = LearningRate(optimizer.lr)
         self.optimizer = optimizer
         self.distributed: Distributed | None = None
@@ -344,7 +351,10 @@ class Trainer:
                 size = float(wb[0].sum()) if wb else xb.shape[0]
                 if size == 0 and self.distributed is None:  # all weights 0: nothing to learn, no step
                     continue
-                total += self.train_step(xb, yb, step, *wb) * (size if mean else 1)
+                value = self.train_step(xb, yb, step, *wb)
+                batch = value if self.distributed is None else self.distributed.batch_loss  # global batch's
+                self.divergence.check(batch, self.epoch + 1, step + 1, self.optimizer.lr)
+                total += value * (size if mean else 1)
                 seen += size
         if self.distributed is not None:
             total, seen = self.distributed.sum(total, seen)
@@ -397,6 +407,7 @@ class Trainer:
             )
         classify = _is_classification(y, self.loss)
         y_loss = self._targets(y)
+        self.divergence.start(self.history.epochs)
         if self.diagnostics is not None:  # measures first, before other callbacks move any weight
             callbacks = [self.diagnostics.start(self, x, y_loss), *callbacks]
         bar = _progress(self.epoch, epochs, verbose if getattr(self.distributed, "rank", 0) == 0 else 0)
@@ -483,6 +494,26 @@ def _plain_sgd(optimizer: Optimizer, clip_norm: float | None) -> bool:
     )
 
 
+def _check_settings(batch_size: Any, clip_norm: Any, seed: Any) -> None:
+    """Refuse settings that would train silently wrong (``clip_norm=-1`` climbs uphill)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ConfigError(f"Trainer: batch_size must be an integer >= 1, got {batch_size!r}.")
+    try:
+        bad_clip = clip_norm is not None and (
+            isinstance(clip_norm, bool)
+            or not isinstance(clip_norm, numbers.Real)
+            or not 0 < float(clip_norm) < math.inf
+        )
+    except OverflowError:  # an integer beyond any float
+        bad_clip = True
+    if bad_clip:
+        raise ConfigError(
+            f"Trainer: clip_norm must be a finite number > 0 (None: no clipping), got {clip_norm!r}."
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ConfigError(f"Trainer: seed must be an integer >= 0 (or None), got {seed!r}.")
+
+
 def _split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, w: Any = None) -> Any:
     """Hold out ``fraction`` of the rows: seeded, stratified for class labels (:mod:`chainrule.data`).
 
@@ -530,8 +561,17 @@ def fit(
     >>> h["accuracy"][-1] > 0.9
     True
     """
-    trainer_keys = {"clip_norm", "schedule", "optimizer_options", "compiled", "fused_update", "diagnostics"}
-    trainer_keys.add("distributed")
+    trainer_keys = {
+        "clip_norm",
+        "schedule",
+        "optimizer_options",
+        "compiled",
+        "fused_update",
+        "diagnostics",
+        "allow_divergence",
+        "threads",
+        "distributed",
+    }
     fit_keys = set(inspect.signature(Trainer.fit).parameters) - {"self", "x", "y", "epochs", "misspelt"}
     own = set(inspect.signature(fit).parameters) - {"options"}  # a misspelt 'epoch' is near 'epochs'
     _check_options("fit", options, trainer_keys | fit_keys | own)

@@ -22,7 +22,6 @@ what is left is a further mistake.
 # ruff: noqa: E741
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -34,7 +33,7 @@ from chainrule.check.mistakes import DELTA_OUT, EQUATIONS, MISTAKES, Mistake
 from chainrule.check.report import Finding, Report
 from chainrule.errors import ConfigError
 from chainrule.explain import explain
-from chainrule.explain.spec import Spec
+from chainrule.explain.spec import Spec, read_json
 
 Array = np.ndarray
 Key = st.Key
@@ -113,7 +112,7 @@ def read(source: str | os.PathLike[str] | Mapping[str, Any], spec: Spec, digits:
     if not isinstance(source, Mapping | str | os.PathLike):
         raise ConfigError(f"answer: expected a JSON object (a dict) or a path, got {type(source).__name__}.")
     name = "answer" if isinstance(source, Mapping) else os.fspath(source)
-    data = dict(source) if isinstance(source, Mapping) else _load(name)
+    data = dict(source) if isinstance(source, Mapping) else read_json(name, name)
     unknown = sorted(set(data) - set(TOP_CHECKED) - set(TOP_OTHER))
     if unknown:
         raise ConfigError(
@@ -140,21 +139,6 @@ def read(source: str | os.PathLike[str] | Mapping[str, Any], spec: Spec, digits:
             f"{name}: the answer gives no numbers to check (every quantity is missing or null)."
         )
     return out
-
-
-def _load(name: str) -> dict[str, Any]:
-    try:
-        with open(name, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read it: {exc.strerror}.") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{name}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{name}: expected a JSON object, got {type(data).__name__}.")
-    return data
 
 
 def _layer(name: str, spec: Spec, i: int, entry: Any, digits: int) -> dict[Key, Array]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from chainrule.cli.common import (
 from chainrule.cli.onnx import read_model
 from chainrule.cli.saved import default_loss
 from chainrule.errors import ConfigError, DataError
+from chainrule.fileio import strict_json
 from chainrule.layers import Sequential
 from chainrule.metrics import regression_scores
 from chainrule.tables import FLOAT32_MAX
@@ -81,7 +82,7 @@ def add_predict(pr: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------ evaluate
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Print the test metrics of a saved model as JSON."""
+    """Print the test metrics of a saved model as strict JSON (a non-finite score: ``null``, and an error)."""
     use_device(args.device)
     model, meta = read_model(args.model)
     name = args.data or meta.get("data", "digits")
@@ -103,7 +104,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scores = evaluate(model, x_test, backend.asarray(y_test), loss)
     if scaling:
         scores.update(regression_scores(unscale_target(predict(model, x_test), scaling), data.y_test))
-    print(json.dumps({f"test_{k}": v for k, v in scores.items()}))
+    results = {f"test_{k}": v for k, v in scores.items()}
+    print(strict_json(results))  # valid JSON always: a non-finite score is null
+    bad = [k for k, v in results.items() if not math.isfinite(v)]
+    if bad:
+        raise DataError(
+            f"{args.model}: {bad[0]} is {results[bad[0]]} on {data.name} (printed as null): the model's "
+            "outputs overflow on these inputs; check that they are scaled as the training data were."
+        )
     return 0
 
 
@@ -126,10 +134,7 @@ def _read_inputs(path: str, model: Sequential, meta: dict[str, Any]) -> tuple[np
             delimiter="\t" if suffix == ".tsv" else ",",
         )
         return x, [f"line {line} of {p.name}" for line in lines]
-    try:
-        x = np.load(p, allow_pickle=False)
-    except ValueError as exc:  # pickled or object arrays, or not a .npy file at all
-        raise DataError(f"{path}: cannot read as .npy: {exc}") from exc
+    x = datasets.read_npy(p, mmap=False)  # the header checked against the file before anything is read
     if x.dtype.kind not in "biuf":
         raise DataError(f"{path}: expected numbers, got an array of dtype {x.dtype}.")
     if x.ndim != 2 or x.shape[0] == 0:

@@ -94,15 +94,15 @@ def add_import(im: argparse.ArgumentParser) -> None:
     im.add_argument(
         "--max-parameters",
         type=positive_int,
-        help="refuse a model with more weights than this (default: 100,000,000)",
+        help="refuse a model with more weights than this (default: chainrule's max_parameters limit, "
+        "100,000,000 unless raised)",
     )
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Read the ONNX MLP, save it as a chainrule model, and say what it is."""
     chainrule_onnx = onnx_module()
-    limit = args.max_parameters or chainrule_onnx.MAX_PARAMETERS
-    model = chainrule_onnx.load(args.model, output=args.graph_output, max_parameters=limit)
+    model = chainrule_onnx.load(args.model, output=args.graph_output, max_parameters=args.max_parameters)
     meta = chainrule_onnx.load_metadata(args.model)
     meta.update({k: v for k, v in (("loss", args.loss), ("data", args.data)) if v is not None})
     meta.setdefault("imported_from", os.path.basename(args.model))

@@ -9,13 +9,12 @@ regression; after training, why it stopped and which weights it kept.
 from __future__ import annotations
 
 import argparse
-import json
 import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
-from chainrule import backend, datasets, serialize
+from chainrule import backend, datasets
 from chainrule.backend import memory
 from chainrule.cli import mpi, saved
 from chainrule.cli.common import (
@@ -30,6 +29,7 @@ from chainrule.cli.common import (
     unscale_target,
     use_device,
 )
+from chainrule.cli.output import RunDir
 from chainrule.errors import ConfigError
 from chainrule.functional import ACTIVATIONS
 from chainrule.layers import mlp
@@ -37,7 +37,7 @@ from chainrule.losses import LOSSES, get_loss
 from chainrule.metrics import regression_scores
 from chainrule.optim import OPTIMIZERS, CosineAnnealingLR
 from chainrule.tables import likely_target, preview
-from chainrule.train import EarlyStopping, Trainer, evaluate, plot_history, predict
+from chainrule.train import EarlyStopping, Trainer, evaluate, predict
 
 NAME = "train"
 HELP = "train an MLP and write model, metrics.json and a plot"
@@ -200,6 +200,12 @@ def add_arguments(train: argparse.ArgumentParser) -> None:
     )
     mpi.add_arguments(train)
     train.add_argument(
+        "--allow-divergence",
+        action="store_true",
+        help="warn instead of stopping when the loss grows over 1000x its start; a NaN loss still stops "
+        "(default: off)",
+    )
+    train.add_argument(
         "--diagnose",
         action="store_true",
         help="after each epoch, per-layer gradient norms, update ratios, dead and saturated units, with "
@@ -282,6 +288,9 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, comm: Any) -> int:
     """The run of :func:`run`; ``comm``: the ranks of a ``--distributed`` run, or None."""
     use_device(args.device)
+    out = RunDir(args.out)
+    if comm is None or comm.rank == 0:  # only rank 0 writes
+        out.prepare()  # a bad --out fails now, not after training
     memory.keep_freed_memory()  # the application's choice, made here: steps reuse freed memory
     data = _load(args)
     recipe, recipe_line = _recipe(data, args)
@@ -317,6 +326,7 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
         else None,
         threads=args.threads,
         diagnostics=args.diagnose,
+        allow_divergence=args.allow_divergence,
         distributed=comm,
     )
     for line in [*_describe_data(data, args), recipe_line]:
@@ -346,8 +356,6 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     test = _test_scores(model, data, loss, scaling, comm)
     if comm is not None and comm.rank != 0:
         return 0  # rank 0 writes and reports
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     meta = {
         "loss": loss,
         "data": args.data,
@@ -357,15 +365,13 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
         "target_column": args.target,
         "target_scaling": scaling,
     }
-    serialize.save(out / "model.safetensors", model, meta)
     metrics: dict[str, Any] = {f"test_{k}": v for k, v in test.items()}
     metrics.update(
         recipe=recipe, loss_name=loss, seconds=seconds, epochs_run=len(history), history=history.epochs
     )
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_history(history, str(out / "history.png"))
+    out.commit(model, meta, metrics, history)  # model, metrics.json, history.png: one unit
     stopped = _stopped(stopper, len(history), recipe["epochs"]) if stopper else None
-    _report(history, test, seconds, out, args.quiet, regression, stopped)
+    _report(history, test, seconds, out.folder, args.quiet, regression, stopped)
     return 0
 
 

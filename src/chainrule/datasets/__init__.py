@@ -61,6 +61,7 @@ from chainrule.datasets.files import (
     read_csv,
     read_idx,
     read_inputs,
+    read_npy,
 )
 from chainrule.errors import ConfigError, DataError
 
@@ -182,6 +183,7 @@ __all__ = [
     "read_csv",
     "read_idx",
     "read_inputs",
+    "read_npy",
     "regression",
     "spirals",
     "teacher",

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import limits
 from chainrule.errors import ConfigError, DataError
+from chainrule.fileio import write_atomic
 
 TASKS = ("classification", "regression")
 _CHUNK_ROWS = 4096  # rows per chunk when scanning memory-mapped arrays
@@ -202,7 +204,12 @@ def _check_classes(y_train: np.ndarray, y_test: np.ndarray, n_classes: int | Non
                 f"{name}: {key}[{row}] = {int(y[row])} is out of range for n_classes={n_classes} "
                 f"(labels must be 0 .. {n_classes - 1})."
             )
+        if n_classes is None and high + 1 > limits.get("max_classes"):
+            row = int(np.argmax(y))
+            limits.check("max_classes", high + 1, name, f" (the label {high} at {key}[{row}] implies them)")
         highest = max(highest, high)
+    if n_classes is not None:
+        limits.check("max_classes", int(n_classes), name, " (n_classes)")
     return int(n_classes) if n_classes is not None else highest + 1
 
 
@@ -257,9 +264,5 @@ def default_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write an .npz next to ``path`` then rename it, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **dict(arrays))  # type: ignore[arg-type]
-    os.replace(tmp, path)
+    """Write an .npz atomically and durably (:func:`chainrule.fileio.write_atomic`): never half a file."""
+    write_atomic(path, lambda f: np.savez(f, **dict(arrays)))  # type: ignore[arg-type]

@@ -16,9 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chainrule import limits
 from chainrule.datasets._core import Dataset, default_cache_dir
 from chainrule.datasets.files import _has_idx_layout, load_idx_folder
-from chainrule.errors import ConfigError, DataError
+from chainrule.errors import ConfigError, DataError, LimitError
+from chainrule.fileio import fsync_dir
 
 # ----------------------------------------------------------------------------- opt-in download
 
@@ -57,6 +59,8 @@ def download(
     retries: int = 3,
     sha256: Mapping[str, str] | None = None,
     backoff: float = 1.0,
+    max_bytes: int | None = None,
+    deadline: float | None = None,
 ) -> Path:
     """Fetch MNIST or Fashion-MNIST into ``<cache>/<name>/``, verified; the only network access.
 
@@ -66,6 +70,11 @@ def download(
     the SHA-256 is checked before ``os.replace`` moves the file into place, so a
     partial or corrupt file never passes as a dataset. Files already present
     with the right digest are not fetched again.
+
+    Bounded: a file is refused from a mirror as soon as the server announces
+    (``Content-Length``) or sends more than ``max_bytes``, and the whole call stops
+    at ``deadline`` seconds, checked after every piece received, so a server that
+    trickles one byte at a time (never idle long enough for ``timeout``) is cut off.
 
     Parameters
     ----------
@@ -82,6 +91,10 @@ def download(
         Defaults to :data:`SHA256` ``[name]``; its keys are the files fetched.
     backoff : float
         Seconds before the second attempt, doubled after each.
+    max_bytes : int, optional
+        Largest file accepted; default the limit ``max_download_bytes`` (64 MiB).
+    deadline : float, optional
+        Seconds for the whole call; default the limit ``download_deadline`` (1800).
 
     Returns
     -------
@@ -93,7 +106,10 @@ def download(
     ConfigError
         An unknown ``name``, or ``retries < 1``.
     DataError
-        Every mirror failed for a file: each URL is listed with what went wrong.
+        Every mirror failed for a file: each URL is listed with what went wrong
+        (including a file over ``max_bytes`` or a malformed ``Content-Length``).
+    LimitError
+        The deadline passed (the file and the bytes received so far are named).
     """
     if name not in SHA256 and sha256 is None:
         raise ConfigError(f"download: unknown dataset {name!r}; downloadable: {sorted(SHA256)}.")
@@ -103,6 +119,10 @@ def download(
     bases = tuple(mirrors) if mirrors is not None else MIRRORS.get(name, ())
     if not bases:
         raise ConfigError(f"download: no mirrors for {name!r}; pass mirrors=[base_url, ...].")
+    budget = _Budget(
+        max_bytes=int(max_bytes if max_bytes is not None else limits.get("max_download_bytes")),
+        seconds=float(deadline if deadline is not None else limits.get("download_deadline")),
+    )
     folder = default_cache_dir(cache_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     for filename, digest in digests.items():
@@ -117,8 +137,35 @@ def download(
             timeout=timeout,
             retries=retries,
             backoff=backoff,
+            budget=budget,
         )
     return folder
+
+
+class _Budget:
+    """The byte cap per file and the deadline of one :func:`download` call."""
+
+    def __init__(self, max_bytes: int, seconds: float) -> None:
+        self.max_bytes, self.seconds = max_bytes, seconds
+        self.expires = time.monotonic() + seconds
+
+    def __repr__(self) -> str:
+        return f"_Budget(max_bytes={self.max_bytes}, seconds={self.seconds})"
+
+    def left(self, url: str, received: int) -> float:
+        """Seconds left; a LimitError naming ``url`` once the deadline has passed."""
+        left = self.expires - time.monotonic()
+        if left <= 0:
+            raise LimitError(
+                f"download: {url}: the deadline of {self.seconds:g} s (download_deadline) passed with "
+                f"{received} bytes of this file received: a stalled or trickling server, or a slow network. "
+                f"{limits.how_to_raise('download_deadline')} Or pass download(deadline=SECONDS)."
+            )
+        return max(left, 0.001)
+
+
+class _TooLargeError(Exception):
+    """A server announced or sent more than the byte cap: try the next mirror."""
 
 
 def _fetch_verified(
@@ -130,6 +177,7 @@ def _fetch_verified(
     timeout: float,
     retries: int,
     backoff: float,
+    budget: _Budget,
 ) -> None:
     """Try each mirror in turn until ``final`` holds bytes with the right SHA-256."""
     part = final.with_name(final.name + ".part")
@@ -138,7 +186,13 @@ def _fetch_verified(
         url = base.rstrip("/") + "/" + filename
         for attempt in range(retries):
             try:
-                _http_get_resume(url, part, timeout)
+                _http_get_resume(url, part, timeout, budget)
+            except _TooLargeError as exc:
+                part.unlink(missing_ok=True)
+                failures.append(
+                    f"{url}: {exc} {limits.how_to_raise('max_download_bytes')} Or pass download(max_bytes=N)."
+                )
+                break  # this mirror serves something else; try the next one
             except urllib.error.HTTPError as exc:
                 failures.append(f"{url}: HTTP {exc.code} {exc.reason}")
                 if exc.code in (403, 404, 410):
@@ -148,13 +202,16 @@ def _fetch_verified(
             else:
                 found = _sha256_of(part)
                 if found == digest:
+                    with open(part, "rb+") as f:  # durable before it is renamed into place
+                        os.fsync(f.fileno())
                     os.replace(part, final)
+                    fsync_dir(final.parent)
                     return
                 part.unlink()
                 failures.append(f"{url}: SHA-256 mismatch: got {found}, expected {digest}")
                 break  # this mirror serves other bytes; try the next one
             if attempt + 1 < retries:
-                time.sleep(backoff * 2**attempt)
+                time.sleep(min(backoff * 2**attempt, budget.left(url, 0)))
     raise DataError(
         f"could not download {filename} into {final.parent}; every mirror failed:\n  "
         + "\n  ".join(failures)
@@ -162,14 +219,14 @@ def _fetch_verified(
     )
 
 
-def _http_get_resume(url: str, part: Path, timeout: float) -> None:
+def _http_get_resume(url: str, part: Path, timeout: float, budget: _Budget) -> None:
     """GET ``url`` into ``part``, continuing from its current size with a Range request."""
     have = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "chainrule"})
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.urlopen(request, timeout=min(timeout, budget.left(url, have)))
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # nothing left to send: the .part is already whole
             return
@@ -179,16 +236,37 @@ def _http_get_resume(url: str, part: Path, timeout: float) -> None:
         if resumed and not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
             part.unlink()  # the server resumed from elsewhere; start clean on the next attempt
             raise ConnectionError(f"bad Content-Range {response.headers.get('Content-Range')!r} for a resume")
-        expected = response.headers.get("Content-Length")
+        start = have if resumed else 0
+        expected = _content_length(response.headers.get("Content-Length"))
+        if expected is not None and start + expected > budget.max_bytes:
+            raise _TooLargeError(
+                f"the server announces {start + expected} bytes (Content-Length), over the limit "
+                f"max_download_bytes = {budget.max_bytes}."
+            )
         written = 0
         with open(part, "ab" if resumed else "wb") as out:
-            while chunk := response.read(1 << 20):
+            # read1: whatever one receive brings, so the deadline is checked however slowly bytes come
+            while chunk := response.read1(1 << 18):
                 out.write(chunk)
                 written += len(chunk)
+                if start + written > budget.max_bytes:
+                    raise _TooLargeError(
+                        f"the server sent more than the limit max_download_bytes = {budget.max_bytes}."
+                    )
+                budget.left(url, start + written)
     # NOTE: http.client returns b"" rather than raising when a connection closes early,
     # so a short body is detected here; the .part stays for the next attempt to resume.
-    if expected is not None and written < int(expected):
+    if expected is not None and written < expected:
         raise ConnectionError(f"connection closed after {written} of {expected} bytes")
+
+
+def _content_length(text: str | None) -> int | None:
+    """The ``Content-Length`` header as bytes; a value that is not a number is the server's fault."""
+    if text is None:
+        return None
+    if not text.strip().isdigit():
+        raise ConnectionError(f"bad Content-Length {text!r} (not a number of bytes)")
+    return int(text)
 
 
 def _sha256_of(path: Path) -> str:

@@ -7,18 +7,30 @@ offset, line or column.
 
 from __future__ import annotations
 
+import codecs
 import csv
-import gzip
+import math
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from chainrule import limits
+from chainrule.datasets._bounded import (
+    check_npy,
+    fill_from,
+    gunzip_chunks,
+    gunzip_head,
+    gunzip_size,
+    npz_keys,
+    read_npz,
+)
 from chainrule.datasets._core import TASKS, Dataset, _as_labels, _check_finite, _split
-from chainrule.errors import ConfigError, DataError
-from chainrule.tables import FLOAT32_MAX, Label, decide_target, preview, target_words
+from chainrule.errors import ConfigError, DataError, LimitError
+from chainrule.tables import FLOAT32_MAX, Label, decide_target, is_number, preview, target_words
 
 # ----------------------------------------------------------------------------- IDX files (MNIST)
 
@@ -45,6 +57,12 @@ def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) ->
     Layout: a 4-byte big-endian magic number ``0x0000 <dtype byte> <ndims>``,
     then ``ndims`` big-endian uint32 sizes, then the data in C order.
 
+    The header is read and checked first (:func:`read_idx_header`): the data's
+    size must equal what the dims declare (and, for ``.gz``, be within
+    ``max_decompressed_bytes``) before the array is allocated. A ``.gz`` file is
+    streamed twice (checked, then read), so a damaged or hostile one is rejected
+    without being expanded in memory.
+
     Parameters
     ----------
     path : path-like
@@ -64,10 +82,50 @@ def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) ->
         Wrong magic (the file, byte offset 0, the value found and expected); an
         unknown dtype byte; a header cut short; data shorter or longer than the
         dims declare (bytes expected vs found, and where the data ends); a broken gzip stream.
+    LimitError
+        Dims that declare more than ``max_decompressed_bytes`` in a ``.gz`` file.
+    """
+    header = read_idx_header(path, expected_magic)
+    data = np.empty(header.dims, dtype=header.dtype)
+    if header.gz:
+        fill_from(gunzip_chunks(header.path, header.path.name), header.offset, data)
+    else:
+        with open(header.path, "rb") as f:
+            f.seek(header.offset)
+            if f.readinto(data.reshape(-1).view(np.uint8).data) != data.nbytes:
+                raise DataError(f"{header.path.name}: the file changed while it was read; read it again.")
+    return data.astype(header.dtype.newbyteorder("="), copy=False)
+
+
+@dataclass(frozen=True)
+class IdxHeader:
+    """An IDX file's checked header: dims, dtype and where the data starts (its size matches)."""
+
+    path: Path
+    gz: bool
+    dims: tuple[int, ...]
+    dtype: np.dtype[Any]
+    offset: int
+
+
+def read_idx_header(
+    path: str | os.PathLike[str], expected_magic: int | None = None, check_size: bool = True
+) -> IdxHeader:
+    """The header of IDX file ``path``, checked against the file's (decompressed) length; no data kept.
+
+    With ``check_size=False`` only the header is read (for a ``.gz``, its first bytes).
+    Raises the errors of :func:`read_idx`.
     """
     path = Path(path)
-    raw = _read_bytes(path)
-    where = f"{path.name}" + (" (after gunzip)" if path.suffix == ".gz" else "")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    gz = path.suffix == ".gz"
+    where = f"{path.name}" + (" (after gunzip)" if gz else "")
+    if gz:
+        raw = gunzip_head(path, 4 + 4 * 255, path.name)
+    else:
+        with open(path, "rb") as f:
+            raw = f.read(4 + 4 * 255)
     if len(raw) < 4:
         raise DataError(
             f"{where}: truncated IDX header: need 4 bytes of magic at byte offset 0, found {len(raw)}."
@@ -92,30 +150,24 @@ def read_idx(path: str | os.PathLike[str], expected_magic: int | None = None) ->
         )
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_DTYPES[dtype_byte]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - header
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a product of uint32 dims cannot wrap
+    if not check_size:
+        return IdxHeader(path, gz, dims, dtype, header)
+    if gz:
+        limits.check("max_decompressed_bytes", header + expected, where, f" declared by dims {dims}")
+        size = gunzip_size(path, header + expected, path.name)  # counts at most one piece past it
+    else:
+        size = path.stat().st_size
+    found = size - header
     if found != expected:
         problem = "truncated data" if found < expected else "trailing bytes after the data"
+        more = " or more" if gz and found > expected else ""
         raise DataError(
             f"{where}: {problem}: dims {dims} of {dtype.str} need {expected} bytes of data from "
-            f"byte offset {header}, found {found} (the file ends at byte offset {len(raw)}, "
+            f"byte offset {header}, found {found}{more} (the file ends at byte offset {size}{more}, "
             f"the data should end at {header + expected})."
         )
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-    return data.astype(dtype.newbyteorder("="))
-
-
-def _read_bytes(path: Path) -> bytes:
-    """All bytes of ``path``, gunzipped when it ends in ``.gz``."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file.")
-    if path.suffix != ".gz":
-        return path.read_bytes()
-    try:
-        with gzip.open(path, "rb") as f:
-            return f.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path.name}: not a valid gzip file ({exc}); delete it and fetch it again.") from exc
+    return IdxHeader(path, gz, dims, dtype, header)
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -155,19 +207,20 @@ def load_idx_folder(folder: str | os.PathLike[str], name: str | None = None) -> 
                 f"{folder}: missing {stem} (or {stem}.gz); an MNIST folder needs all four IDX files."
             )
         paths[key] = found
+    for split in ("train", "test"):  # headers first: counts must agree before any data is read
+        n_images = read_idx_header(paths[f"{split}_images"], IDX_IMAGES_MAGIC, check_size=False).dims[0]
+        n_labels = read_idx_header(paths[f"{split}_labels"], IDX_LABELS_MAGIC, check_size=False).dims[0]
+        if n_images != n_labels:
+            raise DataError(
+                f"{paths[f'{split}_images'].name} has {n_images} images but "
+                f"{paths[f'{split}_labels'].name} has {n_labels} labels; they must match."
+            )
     arrays = {}
     for split in ("train", "test"):
         images = read_idx(paths[f"{split}_images"], IDX_IMAGES_MAGIC)
-        labels = read_idx(paths[f"{split}_labels"], IDX_LABELS_MAGIC)
-        if images.shape[0] != labels.shape[0]:
-            raise DataError(
-                f"{paths[f'{split}_images'].name} has {images.shape[0]} images but "
-                f"{paths[f'{split}_labels'].name} has {labels.shape[0]} labels; they must match."
-            )
-        arrays[split] = (
-            images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255.0),
-            labels.astype(np.int64),
-        )
+        x = images.reshape(images.shape[0], math.prod(images.shape[1:])).astype(np.float32)
+        x /= np.float32(255.0)
+        arrays[split] = (x, read_idx(paths[f"{split}_labels"], IDX_LABELS_MAGIC).astype(np.int64))
     n_classes = max(10, int(arrays["train"][1].max(initial=0)) + 1)
     return Dataset(*arrays["train"], *arrays["test"], name=name or folder.name, n_classes=n_classes)
 
@@ -190,24 +243,16 @@ def _resolve_column(target: str | int, header: list[str] | None, n_cols: int, wh
     return col
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_header(first: list[str], second: list[str] | None) -> bool:
     """A header has a name (non-empty, not a number) where the next row has a number.
 
     A column of text labels says nothing either way, so a headerless file whose
     labels are words (``5.1,3.5,setosa``) is not taken for a header.
     """
-    names = [bool(c.strip()) and not _is_number(c) for c in first]
-    if second is None or not any(_is_number(c) for c in second):
+    names = [bool(c.strip()) and not is_number(c) for c in first]
+    if second is None or not any(is_number(c) for c in second):
         return any(names)
-    return any(n and _is_number(c) for n, c in zip(names, second, strict=False))
+    return any(n and is_number(c) for n, c in zip(names, second, strict=False))
 
 
 class _Cells:
@@ -216,8 +261,11 @@ class _Cells:
     def __init__(self, path: Path, header: bool | None, delimiter: str) -> None:
         if not path.is_file():
             raise DataError(f"{path}: no such file.")
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(reader_line, row) for reader_line, row in _csv_rows(f, delimiter) if row]
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                rows = [(reader_line, row) for reader_line, row in _csv_rows(f, delimiter, path.name) if row]
+        except UnicodeDecodeError:
+            raise DataError(_not_utf8(path)) from None
         if not rows:
             raise DataError(f"{path.name}: the CSV file is empty; the dataset has no rows.")
         first = rows[0][1]
@@ -316,7 +364,7 @@ def read_csv(
     col_t = _resolve_column(target, cells.names, cells.n_cols, cells.file)
     x = cells.numbers([j for j in range(cells.n_cols) if j != col_t])
     text = np.array([row[col_t].strip() for row in cells.rows])
-    y = np.array([float(c) for c in text]) if all(_is_number(c) for c in text) else text
+    y = np.array([float(c) for c in text]) if all(is_number(c) for c in text) else text
     return x, y, cells.names
 
 
@@ -368,13 +416,61 @@ def read_inputs(
     return cells.numbers(columns), cells.lines
 
 
-def _csv_rows(f: Any, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """Rows with the 1-based line number of the file where each row starts."""
-    reader = csv.reader(f, delimiter=delimiter)
-    start = 1
-    for row in reader:
-        yield start, row
-        start = reader.line_num + 1
+def _csv_rows(f: Any, delimiter: str, where: str = "") -> Iterator[tuple[int, list[str]]]:
+    """Rows with the 1-based line number of the file where each row starts; fields within ``max_csv_field``.
+
+    Raises
+    ------
+    LimitError
+        A field longer than ``max_csv_field`` characters (the line is named).
+    DataError
+        A row the csv module cannot parse (the line is named).
+    """
+    limit = limits.get("max_csv_field")
+    previous = csv.field_size_limit(limit)  # NOTE: the csv module's limit is process-wide: restored below
+    try:
+        reader = csv.reader(f, delimiter=delimiter)
+        start = 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                if "field larger than field limit" in str(exc):
+                    raise LimitError(
+                        f"{where}: line {reader.line_num}: a field is longer than the limit max_csv_field = "
+                        f"{limit} characters. {limits.how_to_raise('max_csv_field')}"
+                    ) from None
+                raise DataError(f"{where}: line {reader.line_num}: not a valid CSV row: {exc}.") from None
+            yield start, row
+            start = reader.line_num + 1
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _not_utf8(path: Path) -> str:
+    """Where the first byte that is not UTF-8 sits in ``path``: its 1-based line and byte offset."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = newlines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 16):
+            pending = len(decoder.getstate()[0])  # the bytes of a character split across chunks
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad = offset - pending + exc.start
+                newlines += chunk[: max(0, bad - offset)].count(b"\n")
+                shown = exc.object[exc.start : exc.end].hex(" ")
+                break
+            offset += len(chunk)
+            newlines += chunk.count(b"\n")
+        else:
+            bad, shown = offset - len(decoder.getstate()[0]), "(a character cut off at the end)"
+    return (
+        f"{path.name}: line {newlines + 1}, byte offset {bad}: not UTF-8 (bytes {shown}); save the file "
+        "as UTF-8 (a spreadsheet's 'CSV UTF-8'), or convert it, e.g. iconv -f latin1 -t utf-8."
+    )
 
 
 def _task_of(y: np.ndarray, task: str) -> str:
@@ -493,23 +589,21 @@ def load_npz(
         Missing keys (the keys found are listed), NaN or infinity, bad labels, empty arrays.
     """
     path = Path(path)
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path.name}: cannot read as .npz: {exc}") from exc
-    with z:
-        keys = set(z.files)
-        if {"x_train", "y_train", "x_test", "y_test"} <= keys:
-            x_train, y_train, x_test, y_test = (z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-            split = False
-        elif {"x", "y"} <= keys:
-            x, y = z["x"], z["y"]
-            split = True
-        else:
-            raise DataError(
-                f"{path.name}: expected arrays x_train, y_train, x_test, y_test (or x, y), "
-                f"found {sorted(keys)}."
-            )
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    keys = npz_keys(path)
+    if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+        z = read_npz(path, {"x_train", "y_train", "x_test", "y_test"})
+        x_train, y_train, x_test, y_test = (z[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        split = False
+    elif {"x", "y"} <= keys:
+        z = read_npz(path, {"x", "y"})
+        x, y = z["x"], z["y"]
+        split = True
+    else:
+        raise DataError(
+            f"{path.name}: expected arrays x_train, y_train, x_test, y_test (or x, y), found {sorted(keys)}."
+        )
     kind = _task_of(y_train if not split else y, task)
     if split:
         if len(x) == 0:
@@ -521,6 +615,29 @@ def load_npz(
             x, y, test_fraction=test_fraction, seed=seed, stratify=kind == "classification", name=path.name
         )
     return Dataset(x_train, y_train, x_test, y_test, name=path.name, task=kind, n_classes=n_classes)
+
+
+def read_npy(path: str | os.PathLike[str], mmap: bool = True) -> np.ndarray:
+    """One ``.npy`` array, memory-mapped (or read, ``mmap=False``) after its header is checked.
+
+    The dtype must be numeric (bool, integers, float16/32/64) and the bytes the
+    shape declares must be the bytes in the file, so a header claiming a
+    ``(100000, 100000)`` array in a small file is refused before anything is allocated.
+
+    Raises
+    ------
+    DataError
+        No such file; an empty, truncated or padded file; a bad header; a dtype
+        off the allow-list (strings, objects, records, dates, complex).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    header = check_npy(path)
+    try:
+        return np.load(path, mmap_mode="r" if mmap and header.nbytes else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path.name}: cannot read as .npy: {exc}") from exc
 
 
 def load_npy(
@@ -552,10 +669,7 @@ def load_npy(
         A target column other than the first or last.
     """
     path = Path(path)
-    try:
-        table = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path.name}: cannot read as .npy: {exc}") from exc
+    table = read_npy(path, mmap)
     if table.ndim != 2 or table.shape[1] < 2:
         raise DataError(f"{path.name}: expected a 2-D table (m, n_features + 1), got shape {table.shape}.")
     if table.shape[0] == 0:
@@ -596,9 +710,7 @@ def load_npy_folder(
             raise DataError(
                 f"{folder}: missing {file.name}; an array folder needs x_train/y_train/x_test/y_test.npy."
             )
-        try:
-            arrays[key] = np.load(file, mmap_mode="r" if mmap and key[0] == "x" else None, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{file}: cannot read as .npy: {exc}") from exc
+        arrays[key] = read_npy(file, mmap and key[0] == "x")
     kind = _task_of(arrays["y_train"], task)
-    return Dataset(**arrays, name=folder.name, task=kind, n_classes=n_classes)
+    x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    return Dataset(x_train, y_train, x_test, y_test, name=folder.name, task=kind, n_classes=n_classes)

@@ -126,6 +126,8 @@ class Communicator:
         # the sum of its weights); and the last step's (size of this rank's part, global size or None)
         self._next: tuple[int, int, float] | None = None
         self._last: tuple[float, float | None] = (0.0, None)
+        self._value = 0.0  # the loss of this rank's part in the last step
+        self.batch_loss = 0.0  # the loss of the last global batch (the divergence guard reads it)
         self._watch: tuple[float, str] | None = None  # deadline and name of the collective waited in
         self._watchdog = threading.Thread(target=self._guard, name="chainrule-mpi-watchdog", daemon=True)
         self._watchdog.start()
@@ -298,16 +300,22 @@ class Communicator:
         w = batch.get("w")
         size = float(batch["x"].shape[0]) if w is None else float(w.sum())
         self._last = (size, None if cut is None else cut[2])
+        self._value = 0.0
         with batch_rows(cut[0], cut[1]) if cut is not None else contextlib.nullcontext():
             if size:
-                return float(compiler(batch, model.training))
-            with no_grad():  # no rows (or weights) here: draw as the others do, give no gradient
-                model(Tensor(batch["x"]))
-        return 0.0
+                self._value = float(compiler(batch, model.training))
+            else:
+                with no_grad():  # no rows (or weights) here: draw as the others do, give no gradient
+                    model(Tensor(batch["x"]))
+        return self._value
 
     def reduce_gradients(self, params: Sequence[Tensor], reduction: str) -> None:
-        """Every ``grad`` becomes the gradient of the global batch's loss, the same on every rank."""
+        """Every ``grad`` becomes the gradient of the global batch's loss, the same on every rank.
+
+        The batch's loss (``batch_loss``) travels in the same buffer.
+        """
         if self.size == 1:
+            self.batch_loss = self._value
             return
         wanted = [p for p in params if p.requires_grad]
         local, total = self._last
@@ -316,7 +324,8 @@ class Communicator:
         scale = local / total if reduction == "mean" and total else 1.0
         dtype = np.result_type(*(p.data.dtype for p in wanted))
         ends = np.cumsum([p.data.size for p in wanted])
-        flat = np.empty(int(ends[-1]) + len(wanted), dtype=dtype)  # gradients, then who has one
+        flat = np.empty(int(ends[-1]) + len(wanted) + 1, dtype=dtype)  # gradients, who has one, the loss
+        flat[-1] = self._value * scale
         for i, (p, end) in enumerate(zip(wanted, ends, strict=True)):
             part = flat[end - p.data.size : end].reshape(p.data.shape)
             if p.grad is None:
@@ -325,6 +334,7 @@ class Communicator:
                 np.multiply(backend.to_numpy(p.grad), scale, out=part)
             flat[ends[-1] + i] = p.grad is not None
         self.allreduce(flat, "the allreduce of the gradients")
+        self.batch_loss = float(flat[-1])
         for i, (p, end) in enumerate(zip(wanted, ends, strict=True)):
             has = flat[ends[-1] + i] > 0
             p.grad = backend.to_device(flat[end - p.data.size : end].reshape(p.data.shape)) if has else None

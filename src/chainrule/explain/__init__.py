@@ -21,7 +21,6 @@ Backpropagation, step by step: a 1-1 network, one example
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from chainrule.explain.html import to_html
 from chainrule.explain.narrate import narrate, to_markdown, to_text
 from chainrule.explain.picture import to_png
 from chainrule.explain.spec import Spec, load_spec
+from chainrule.fileio import strict_json
 
 FORMATS = ("text", "markdown", "json", "png", "html")
 
@@ -54,8 +54,8 @@ def render(explanation: Explanation, fmt: str = "text", all_steps: bool = False)
         return to_text(narrate(explanation, all_steps))
     if fmt == "markdown":
         return to_markdown(narrate(explanation, all_steps))
-    if fmt == "json":
-        return json.dumps(explanation.to_dict(), indent=2) + "\n"
+    if fmt == "json":  # strict JSON: a number that overflowed is null, not Infinity
+        return strict_json(explanation.to_dict(), indent=2) + "\n"
     if fmt == "png":
         return to_png(explanation)
     if fmt == "html":

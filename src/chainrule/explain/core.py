@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import limits
 from chainrule.errors import ConfigError
 from chainrule.explain import handwork as hw
 from chainrule.explain.spec import Spec, load_spec, spec_from_model
@@ -262,6 +263,7 @@ def explain(
         )
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ConfigError(f"explain: steps must be an integer >= 0, got {steps!r}.")
+    limits.check("max_explain_steps", steps, "explain --steps", " (each a forward and a backward pass)")
     return _explain(spec, steps, _weights(weight, spec.sizes))
 
 

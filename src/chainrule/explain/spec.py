@@ -22,13 +22,14 @@ has 2 entries, so expected (n[2], 2).``
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from chainrule import backend
+from chainrule import backend, limits
 from chainrule.errors import ConfigError, ShapeError
 from chainrule.functional import ACTIVATIONS
 from chainrule.layers import Dense, Module, Sequential
@@ -77,31 +78,88 @@ def _who(i: int) -> str:
 
 
 def _array(value: Any, who: str, what: str) -> np.ndarray:
+    _check_numbers(value, who, what)
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{who}: {what} must be numbers in a rectangular list, got {value!r}.") from None
+    except (TypeError, ValueError, OverflowError):  # ragged, or an integer beyond any float
+        raise ConfigError(
+            f"{who}: {what} must be numbers in a rectangular list, got {_short(value)}."
+        ) from None
     if not np.all(np.isfinite(arr)):
-        raise ConfigError(f"{who}: {what} must be finite numbers, got {value!r}.")
+        raise ConfigError(f"{who}: {what} must be finite numbers, got {_short(value)}.")
     return arr
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_numbers(value: Any, who: str, what: str) -> None:
+    """Every leaf of nested lists a JSON number: no strings ("0.5"), booleans or objects."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, bool) or not isinstance(item, int | float):
+            raise ConfigError(
+                f"{who}: {what} must be numbers in a rectangular list, found {_short(item)} "
+                f"({type(item).__name__}) in {_short(value)}."
+            )
+
+
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    return read_json(path, f"spec {os.fspath(path)}")
+
+
+def read_json(path: str | os.PathLike[str], where: str) -> dict[str, Any]:
+    """A JSON object from a file a person wrote (a spec, an answer), checked; ``where`` names it in errors.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, is not UTF-8 (line and byte offset named), not JSON
+        (line and column named), or not a JSON object.
+    LimitError
+        It nests deeper than ``max_nesting_depth``.
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
-        raise ConfigError(f"spec {os.fspath(path)}: cannot read it: {exc.strerror}.") from None
+        raise ConfigError(f"{where}: cannot read it: {exc.strerror}.") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{where}: not UTF-8 at line {line}, byte offset {exc.start} (bytes "
+            f"{raw[exc.start : exc.end].hex(' ')}); save the file as UTF-8."
+        ) from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            f"spec {os.fspath(path)}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+            f"{where}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
         ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"{where}: JSON nested too deeply to parse (far over the limit max_nesting_depth = "
+            f"{limits.get('max_nesting_depth')})."
+        ) from None
+    limits.check_depth(data, where)
     if not isinstance(data, dict):
-        raise ConfigError(f"spec {os.fspath(path)}: expected a JSON object, got {type(data).__name__}.")
+        raise ConfigError(f"{where}: expected a JSON object, got {type(data).__name__}.")
     return data
 
 
-def _weights(i: int, layer: dict[str, Any], n_prev: int, activation: str) -> np.ndarray:
+def _check_size(parameters: int, i: int) -> None:
+    """The network so far within ``max_explain_parameters``: each parameter costs two forward passes."""
+    limits.check("max_explain_parameters", parameters, f"spec: the network up to {_who(i)}")
+
+
+def _weights(i: int, layer: dict[str, Any], n_prev: int, activation: str, used: int) -> np.ndarray:
     """``W[l]`` from explicit ``weights`` or from ``sizes`` + ``seed``, checked to chain."""
     who = _who(i)
     prev = "a[0] = x" if i == 0 else f"a[{i}]"
@@ -113,7 +171,9 @@ def _weights(i: int, layer: dict[str, Any], n_prev: int, activation: str) -> np.
         sizes = layer["sizes"]
         sizes = [n_prev, sizes] if isinstance(sizes, int) else sizes
         if not (
-            isinstance(sizes, list) and len(sizes) == 2 and all(isinstance(s, int) and s > 0 for s in sizes)
+            isinstance(sizes, list)
+            and len(sizes) == 2
+            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes)
         ):
             raise ConfigError(
                 f"{who}: 'sizes' must be [n[{i}], n[{i + 1}]] (positive integers), got {sizes!r}."
@@ -123,7 +183,12 @@ def _weights(i: int, layer: dict[str, Any], n_prev: int, activation: str) -> np.
                 f"{who}: sizes {sizes} do not chain: {prev} has {n_prev} entries, "
                 f"so expected [{n_prev}, n[{i + 1}]]."
             )
-        dense = Dense(n_prev, sizes[1], activation=activation, seed=layer.get("seed", 0), dtype=np.float64)
+        seed = layer.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ConfigError(f"{who}: 'seed' must be an integer >= 0, got {seed!r}.")
+        has_bias = layer.get("bias") is not None and layer.get("bias") is not False
+        _check_size(used + sizes[1] * (n_prev + has_bias), i)
+        dense = Dense(n_prev, sizes[1], activation=activation, seed=seed, dtype=np.float64)
         return np.array(backend.to_numpy(dense.W.data), dtype=np.float64)
     W = _array(layer["weights"], who, "weights")
     if W.ndim != 2 or W.size == 0:
@@ -138,7 +203,8 @@ def _weights(i: int, layer: dict[str, Any], n_prev: int, activation: str) -> np.
     return W
 
 
-def _layer(i: int, layer: Any, n_prev: int) -> LayerSpec:
+def _layer(i: int, layer: Any, n_prev: int, used: int) -> LayerSpec:
+    """Layer ``i`` checked; ``used`` parameters came before it (for ``max_explain_parameters``)."""
     who = _who(i)
     if not isinstance(layer, dict):
         raise ConfigError(f"{who}: expected an object with 'weights', 'bias', 'activation', got {layer!r}.")
@@ -146,9 +212,9 @@ def _layer(i: int, layer: Any, n_prev: int) -> LayerSpec:
     if unknown:
         raise ConfigError(f"{who}: unknown key {unknown[0]!r}; expected some of {list(LAYER_KEYS)}.")
     activation = layer.get("activation", "identity")
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ConfigError(f"{who}: unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}.")
-    W = _weights(i, layer, n_prev, activation)
+    W = _weights(i, layer, n_prev, activation, used)
     bias = layer.get("bias")
     b = None
     if bias is True:
@@ -160,7 +226,8 @@ def _layer(i: int, layer: Any, n_prev: int) -> LayerSpec:
                 f"{who}: bias of shape {b.shape} does not match weights of shape {W.shape}; "
                 f"expected {W.shape[0]} entries (n[{i + 1}])."
             )
-    return LayerSpec(W, b, str(activation))
+    _check_size(used + W.size + (0 if b is None else b.size), i)
+    return LayerSpec(W, b, activation)
 
 
 def _examples(
@@ -202,12 +269,17 @@ def load_spec(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> Spec:
     Raises
     ------
     ConfigError
-        Unreadable or invalid JSON, a missing or unknown key, an unknown
-        activation or loss, a bad learning rate.
+        Unreadable, non-UTF-8 or invalid JSON, a missing or unknown key, a value
+        of the wrong JSON type (a list for an activation, a string for a number,
+        a negative or fractional seed), an unknown activation or loss, a bad learning rate.
+    LimitError
+        JSON nested deeper than ``max_nesting_depth``, or a network with more
+        parameters than ``max_explain_parameters`` (checked before any is drawn).
     ShapeError
         Weights that do not chain, a bias or target of the wrong length.
     """
     data = path_or_dict if isinstance(path_or_dict, dict) else _read(path_or_dict)
+    limits.check_depth(data, "spec")
     unknown = sorted(set(data) - set(SPEC_KEYS))
     if unknown:
         raise ConfigError(f"spec: unknown key {unknown[0]!r}; expected some of {list(SPEC_KEYS)}.")
@@ -222,21 +294,30 @@ def load_spec(path_or_dict: str | os.PathLike[str] | dict[str, Any]) -> Spec:
             f"input: expected one example (n[0],) or a list of examples (m, n[0]), got shape {x.shape}."
         )
     layers: list[LayerSpec] = []
+    used = 0
     for i, layer in enumerate(data["layers"]):
-        layers.append(_layer(i, layer, x.shape[-1] if i == 0 else layers[-1].W.shape[0]))
+        layers.append(_layer(i, layer, x.shape[-1] if i == 0 else layers[-1].W.shape[0], used))
+        used += layers[-1].W.size + (0 if layers[-1].b is None else layers[-1].b.size)
     y = _array(data["target"], "target", "the target")
     L = len(layers)
     X, Y, batch = _examples(x, y, x.shape[-1], layers[-1].W.shape[0], L)
     loss = data.get("loss", "half_sse")
-    if loss not in LOSSES:
+    if not isinstance(loss, str) or loss not in LOSSES:
         raise ConfigError(f"spec: unknown loss {loss!r}; expected one of {sorted(LOSSES)}.")
     lr = data.get("learning_rate", 0.5)
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not np.isfinite(lr) or lr < 0:
-        raise ConfigError(f"spec: learning_rate must be a finite number >= 0, got {lr!r}.")
+    try:
+        ok = not isinstance(lr, bool) and isinstance(lr, int | float) and 0 <= float(lr) < math.inf
+    except OverflowError:  # a JSON integer beyond any float
+        ok = False
+    if not ok:
+        raise ConfigError(f"spec: learning_rate must be a finite number >= 0, got {_short(lr)}.")
     update_bias = data.get("update_bias", True)
     if not isinstance(update_bias, bool):
         raise ConfigError(f"spec: update_bias must be true or false, got {update_bias!r}.")
-    return Spec(layers, X, Y, batch, str(loss), float(lr), update_bias, str(data.get("title", "")))
+    title = data.get("title", "")
+    if not isinstance(title, str):
+        raise ConfigError(f"spec: title must be a string, got {_short(title)}.")
+    return Spec(layers, X, Y, batch, loss, float(lr), update_bias, title)
 
 
 def spec_from_model(model: Module, x: Any, y: Any) -> dict[str, Any]:

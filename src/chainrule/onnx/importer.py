@@ -33,7 +33,7 @@ from onnx import TensorProto
 from chainrule.errors import ConfigError, SerializationError, ShapeError
 from chainrule.layers import Activation, Dense, Module, Sequential, from_config
 from chainrule.onnx.activations import BY_OP, DOMAIN, is_our_function
-from chainrule.onnx.reader import FLOAT_TYPES, MAX_PARAMETERS, Constants, attributes, elem_name, read
+from chainrule.onnx.reader import FLOAT_TYPES, Constants, attributes, elem_name, read
 
 STANDARD = ("", "ai.onnx")
 STRUCTURAL = {"Gemm", "MatMul", "Add", "Identity", "Dropout", "Cast", "Flatten", "Reshape", "Constant"}
@@ -59,7 +59,7 @@ class _Chain:
     """The walk from the graph's input to one output, collecting layers."""
 
     def __init__(
-        self, model: onnx.ModelProto, where: str, output: str | None, max_parameters: int, folder: Any
+        self, model: onnx.ModelProto, where: str, output: str | None, max_parameters: int | None, folder: Any
     ) -> None:
         self.where, self.graph = where, model.graph
         self.nodes = list(model.graph.node)
@@ -471,7 +471,7 @@ def _with_architecture(model: Sequential, props: dict[str, str]) -> Sequential:
 def from_onnx(
     model: onnx.ModelProto,
     output: str | None = None,
-    max_parameters: int = MAX_PARAMETERS,
+    max_parameters: int | None = None,
     where: str = "ONNX model",
     folder: str | os.PathLike[str] | None = None,
 ) -> Sequential:
@@ -483,8 +483,9 @@ def from_onnx(
         An MLP chain (see the module docstring for what is read).
     output : str, optional
         The graph output to build, when the graph has more than one float output.
-    max_parameters : int
-        Refuse a model claiming more weights than this, before allocating them.
+    max_parameters : int, optional
+        Refuse a model claiming more weights than this, before allocating them
+        (default: chainrule's ``max_parameters`` limit, :mod:`chainrule.limits`).
     where : str
         How errors name the model (a file name).
     folder : path, optional
@@ -515,7 +516,7 @@ def from_onnx(
 
 
 def load(
-    path: str | os.PathLike[str], output: str | None = None, max_parameters: int = MAX_PARAMETERS
+    path: str | os.PathLike[str], output: str | None = None, max_parameters: int | None = None
 ) -> Sequential:
     """Read the ONNX file ``path`` into a chainrule model (see :func:`from_onnx`).
 

@@ -27,10 +27,11 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, numpy_helper
 
+from chainrule import limits
 from chainrule.errors import SerializationError
 
 MAX_FILE_BYTES = 2**31 - 1  # protobuf cannot parse a larger message
-MAX_PARAMETERS = 100_000_000  # weights and biases, all layers together: 400 MB in float32
+MAX_PARAMETERS = limits.LIMITS["max_parameters"].default  # weights and biases, all layers together
 FLOAT_TYPES: dict[int, np.dtype[Any]] = {
     int(TensorProto.FLOAT): np.dtype(np.float32),
     int(TensorProto.DOUBLE): np.dtype(np.float64),
@@ -100,12 +101,13 @@ class Constants:
         self,
         graph: onnx.GraphProto,
         where: str,
-        max_parameters: int = MAX_PARAMETERS,
+        max_parameters: int | None = None,
         folder: str | os.PathLike[str] | None = None,
     ) -> None:
         self.where = where
         self.folder = None if folder is None else Path(folder)
-        self.max_parameters = int(max_parameters)
+        # chainrule's limit on parameters (chainrule.limits), unless the caller gives one
+        self.max_parameters = limits.get("max_parameters") if max_parameters is None else int(max_parameters)
         self.tensors: dict[str, tuple[TensorProto, str]] = {
             t.name: (t, f"initializer {t.name!r}") for t in graph.initializer
         }
@@ -151,7 +153,7 @@ class Constants:
             raise SerializationError(
                 f"{who} claims shape {dims} = {count:,} values, which would bring the model to "
                 f"{self.total + count:,}, more than the limit of {self.max_parameters:,} "
-                f"(max_parameters); refused before allocating."
+                f"(max_parameters); refused before allocating. {limits.how_to_raise('max_parameters')}"
             )
         dtype = FLOAT_TYPES[tensor.data_type].newbyteorder("<")  # ONNX stores raw data little-endian
         if tensor.data_location == TensorProto.EXTERNAL:

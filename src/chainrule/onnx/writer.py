@@ -25,9 +25,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from chainrule import backend
 from chainrule.errors import ConfigError, SerializationError, ShapeError
+from chainrule.fileio import write_atomic
 from chainrule.layers import Activation, Dense, Dropout, Module, Sequential
 from chainrule.onnx.activations import ACTIVATIONS, DOMAIN, float64_function
-from chainrule.serialize import write_atomic
 
 OPSET = 20  # ONNX operator set of every export: Gelu needs 20; onnxruntime >= 1.17 runs it
 BATCH = "batch"  # the name of the symbolic batch axis
