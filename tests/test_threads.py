@@ -19,6 +19,7 @@ from chainrule.train import Trainer, evaluate
 
 class _Meter(threads.CpuMeter):
     def __init__(self, busy: float) -> None:
+        super().__init__()
         self.busy = busy
 
     def others(self) -> float:
@@ -62,25 +63,31 @@ def test_the_meter_sees_another_busy_process() -> None:
     if not sys.platform.startswith("linux"):
         pytest.skip("the meter reads /proc/stat on Linux")
     meter = threads.CpuMeter()
-    meter.others()
+    meter.begin()
     time.sleep(0.5)
+    meter.end()
     background = meter.others()  # other processes' work while this one sleeps
     if background > 0.3:
         pytest.skip(f"the machine is busy ({background:.1f} cores of other work): no known load to measure")
     spin = "import time\nend = time.monotonic() + 1.0\nwhile time.monotonic() < end: pass\n"
     child = subprocess.Popen([sys.executable, "-c", spin])
     try:
-        time.sleep(0.8)  # the child keeps one core busy; this process sleeps
-        busy = meter.others()
+        time.sleep(0.1)
+        meter.begin()
+        time.sleep(0.6)  # the child keeps one core busy; this process sleeps
+        meter.end()
     finally:
         child.wait(timeout=10)
-    assert busy > threads.BUSY
-    time.sleep(0.3)
-    meter.others()
+    assert meter.others() > threads.BUSY
+    meter.begin()
     own = np.random.default_rng(0).random((300, 300))
     end = time.monotonic() + 0.5
     while time.monotonic() < end:  # this process's own work is not "other" work
         own @ own
+    meter.end()
+    assert meter.others() < threads.BUSY
+    meter.begin()
+    meter.end()  # too short to measure: the last measurement stands
     assert meter.others() < threads.BUSY
 
 

@@ -346,6 +346,7 @@ class Trainer:
         total, seen = 0.0, 0.0
         largest = blas.largest_product(self.model, min(self.batch_size, x.shape[0]))
         self.blas_threads = blas.choose(largest, self._cpu, self.threads)
+        self._cpu.begin()  # what other processes use while this epoch runs decides the next one's threads
         with blas.limit(self.blas_threads):
             for step, (xb, yb, *wb) in enumerate(self.batches(x, y, shuffle, w)):
                 size = float(wb[0].sum()) if wb else xb.shape[0]
@@ -356,6 +357,7 @@ class Trainer:
                 self.divergence.check(batch, self.epoch + 1, step + 1, self.optimizer.lr)
                 total += value * (size if mean else 1)
                 seen += size
+        self._cpu.end()
         if self.distributed is not None:
             total, seen = self.distributed.sum(total, seen)
         return total / seen if mean else total

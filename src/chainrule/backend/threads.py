@@ -13,9 +13,9 @@ limits:
 - a step whose largest matrix product is below :data:`MIN_FLOPS` uses one BLAS
   thread: more cannot pay for their synchronisation;
 - a larger step uses every core this process may run on, unless the machine is
-  busy: other processes used more than :data:`BUSY` of a core on average since
-  the last decision (Linux's ``/proc/stat``; elsewhere the 1-minute load
-  average), in which case it uses one.
+  busy: other processes used more than :data:`BUSY` of a core on average during
+  the last epoch (Linux's ``/proc/stat``; before the first epoch, and elsewhere,
+  the 1-minute load average), in which case it uses one.
 
 The choice is made per epoch and applied with threadpoolctl for that epoch
 only: the process's own setting is restored after it. ``Trainer(threads=N)``,
@@ -33,7 +33,7 @@ from typing import Any
 
 from chainrule.errors import ConfigError
 
-MIN_FLOPS = 2e7  # 2 m n k of the largest product below which one thread is best
+MIN_FLOPS = 5e6  # 2 m n k of the largest product below which a second thread gains nothing (measured)
 BUSY = 0.5  # cores' worth of other processes' work that makes the machine busy
 _state: dict[str, Any] = {"default": None, "controller": None, "active": []}
 
@@ -65,15 +65,19 @@ def check_threads(n: Any) -> int | None:
 
 
 class CpuMeter:
-    """Cores' worth of CPU time that *other* processes used since the last reading.
+    """Cores' worth of CPU time that *other* processes used while this one worked.
 
-    Linux: the machine's busy time from ``/proc/stat`` less this process's own
-    (``os.times``), over the wall time between readings. Elsewhere, the 1-minute
-    load average less one (this process). The first reading uses the load average.
+    :meth:`begin` and :meth:`end` bracket a piece of work (an epoch); :meth:`others`
+    then gives the other processes' use over it: on Linux, the machine's busy time
+    from ``/proc/stat`` less this process's own (``os.times``), over the wall time.
+    Only time this process spent working counts, so work that ran while it waited
+    (another framework's turn in a benchmark) does not. Before any measurement, and
+    off Linux, it is the 1-minute load average less one (this process).
     """
 
     def __init__(self) -> None:
-        self._last: tuple[float, float, float] | None = self._sample()
+        self._start: tuple[float, float, float] | None = None
+        self._busy: float | None = None
 
     @staticmethod
     def _sample() -> tuple[float, float, float] | None:
@@ -83,20 +87,22 @@ class CpuMeter:
         except (OSError, ValueError):
             return None
         hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        busy = (
-            sum(fields[:8]) - fields[3] - (fields[4] if len(fields) > 4 else 0)
-        ) / hz  # all but idle, iowait
-        own = sum(os.times()[:2])
-        return time.monotonic(), busy, own
+        busy = (sum(fields[:8]) - fields[3] - (fields[4] if len(fields) > 4 else 0)) / hz  # not idle, iowait
+        return time.monotonic(), busy, sum(os.times()[:2])
+
+    def begin(self) -> None:
+        """Start measuring (a piece of work begins)."""
+        self._start = self._sample()
+
+    def end(self) -> None:
+        """Stop measuring; :meth:`others` gives what other processes used meanwhile (if long enough)."""
+        now, start = self._sample(), self._start
+        if now is not None and start is not None and now[0] - start[0] >= 0.05:
+            self._busy = max(0.0, ((now[1] - start[1]) - (now[2] - start[2])) / (now[0] - start[0]))
 
     def others(self) -> float:
-        """Average number of cores other processes kept busy since the last call."""
-        now, last = self._sample(), self._last
-        self._last = now
-        if now is None or last is None or now[0] - last[0] < 0.05:
-            return _load_others()
-        wall = now[0] - last[0]
-        return max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / wall)
+        """Average number of cores other processes kept busy during the last measured piece of work."""
+        return _load_others() if self._busy is None else self._busy
 
 
 def _load_others() -> float:
