@@ -105,6 +105,20 @@ SAMPLES: dict[str, Builder] = {
         )
         for t in (1, 7)
     ],
+    "momentum_update": lambda rng, dt, m: [
+        (
+            (
+                rng.standard_normal((m, 5)).astype(dt),
+                rng.standard_normal((m, 5)).astype(dt),
+                rng.standard_normal((m, 5)).astype(dt),
+                0.1,
+                0.9,
+                nesterov,
+            ),
+            {},
+        )
+        for nesterov in (False, True)
+    ],
     "parameter": lambda rng, dt, m: [
         ((rng.standard_normal((m, 3)).astype(dt),), {}),
         ((np.ones(m, dt),), {}),
@@ -200,7 +214,7 @@ def _infs(a: np.ndarray) -> np.ndarray:
 
 
 # arguments a kernel writes as its result (compared after the call), and scratch it may overwrite
-WRITES = {"axpy": {2}, "addmm": {0}, "adam_update": {0, 2, 3}}
+WRITES = {"axpy": {2}, "addmm": {0}, "adam_update": {0, 2, 3}, "momentum_update": {0, 2}}
 SCRATCH = {"bias_act": {0}}
 
 

@@ -132,15 +132,24 @@ class SGD(Optimizer):
 
     def update(self, w: Array, g: Array, state: dict[str, Array]) -> None:
         g = self._decayed(w, g)
-        if self.momentum:
-            v = state.get("momentum")
-            if v is None:
-                v = state["momentum"] = g.copy()
-            else:
-                v *= self.momentum
-                v += g
-            g = g + self.momentum * v if self.nesterov else v
-        backend.axpy(-self.lr, g, w)  # W := W - alpha g, in place (a kernel)
+        if not self.momentum:
+            backend.axpy(-self.lr, g, w)  # W := W - alpha g, in place (a kernel)
+        elif "momentum" not in state:  # the buffer starts at the first gradient, as torch.optim's does
+            v = state["momentum"] = g.copy()
+            backend.axpy(-self.lr, g + self.momentum * v if self.nesterov else v, w)
+        else:
+            momentum_update(w, g, state["momentum"], self.lr, self.momentum, self.nesterov)
+
+
+@backend.kernel
+def momentum_update(w: Array, g: Array, v: Array, lr: float, mu: float, nesterov: bool) -> None:
+    """SGD with momentum on one parameter, in place on ``w`` and its buffer ``v``.
+
+    Math: ``v := mu v + g``; ``W := W - alpha (g + mu v)`` (Nesterov) or ``W := W - alpha v``.
+    """
+    v *= mu
+    v += g
+    backend.axpy(-lr, g + mu * v if nesterov else v, w)
 
 
 @backend.kernel
@@ -371,6 +380,7 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
 __all__ = [
     "OPTIMIZERS",
     "adam_update",
+    "momentum_update",
     "SGD",
     "Adam",
     "AdamW",

@@ -37,6 +37,7 @@ from typing import Any
 from chainrule.errors import ConfigError
 
 PROVIDERS = ("chainrule.backend.loops", "chainrule.backend.blas", "chainrule.backend.rows")
+PREFERENCE = ("numba", "blas", "numpy")  # where two overrides apply, the first provider's runs
 
 _state: dict[str, Any] = {"loaded": False, "on": os.environ.get("CHAINRULE_OVERRIDES", "1") != "0"}
 
@@ -80,7 +81,7 @@ class Kernel:
         if _state["on"]:  # NOTE: hot path: a few predicates per call
             if not _state["loaded"]:
                 load_overrides()
-            for ov in self.overrides:
+            for ov in self.overrides:  # usually one
                 if ov.applies(*args, **kwargs):
                     out = ov.fn(*args, **kwargs)
                     if out is not NotImplemented:
@@ -122,7 +123,10 @@ def override(
     """Register the decorated function as a fast path of kernel ``name`` where ``applies(...)`` holds."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        OVERRIDES.setdefault(name, []).append(Override(name, fn, applies, provider))
+        found = OVERRIDES.setdefault(name, [])
+        found.append(Override(name, fn, applies, provider))
+        rank = {p: i for i, p in enumerate(PREFERENCE)}
+        found.sort(key=lambda ov: rank.get(ov.provider, len(rank)))  # stable: one provider keeps its order
         return fn
 
     return register
@@ -156,6 +160,7 @@ def use_overrides(enabled: bool) -> Iterator[None]:
 __all__ = [
     "KERNELS",
     "OVERRIDES",
+    "PREFERENCE",
     "PROVIDERS",
     "Kernel",
     "Override",
