@@ -489,3 +489,93 @@ def test_a_constant_that_agreed_by_chance_is_caught_by_the_later_checks(rng: np.
     assert "runs on the eager engine" in said[1]
     (entry,) = compiler.entries.values()
     assert entry.step is None and entry.eager is not None
+
+
+def test_a_frozen_middle_layer_is_not_stepped_by_the_fused_update(rng: np.random.Generator) -> None:
+    """requires_grad=False on one layer: the fused backward pass leaves it where it is, as eager SGD does."""
+    x, y = _data(rng, 40)
+    finals = []
+    for fused in (False, True):
+        model = mlp([6, 8, 8, 3], output="softmax", seed=2, dtype=np.float64)
+        model[1].W.requires_grad = model[1].b.requires_grad = False
+        frozen = model[1].W.data.copy()
+        optimizer = SGD(model.parameters(), lr=0.1)
+        trainer = Trainer(model, "cross_entropy", optimizer, batch_size=10, fused_update=fused)
+        trainer.fit(x.astype(np.float64), y, epochs=3, verbose=0)
+        np.testing.assert_array_equal(model[1].W.data, frozen)
+        finals.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*finals, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_a_buffer_refilled_in_place_each_step_is_not_baked_in(rng: np.random.Generator) -> None:
+    """An array the step refills in place (outside the ops) differs between the recordings: eager, said."""
+    model = mlp([6, 3], seed=0, dtype=np.float64)
+    loss = get_loss("softmax_cross_entropy")
+    buffer = np.zeros((8, 3))
+
+    def fn(x: Tensor, y: np.ndarray) -> Tensor:
+        buffer[...] = y[:, None]  # the same array object every step, new values
+        return loss(model(x) + Tensor(buffer), y)
+
+    compiler = Compiler(fn, model.parameters)
+    x = rng.standard_normal((8, 6))
+    values = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for k in range(5):
+            y = np.full(8, k % 3)
+            values.append(float(compiler({"x": x, "y": y})))
+            buffer[...] = y[:, None]
+            assert values[-1] == loss(model(Tensor(x)) + Tensor(buffer.copy()), y).item()
+    said = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
+    assert said and "constant that changed" in said[0]
+    assert _step_of(compiler) is None
+
+
+def test_a_tensor_outside_the_model_that_wants_its_gradient_is_compiled(rng: np.random.Generator) -> None:
+    """A requires_grad tensor that is not among the watched parameters is a leaf, not a constant."""
+    model = mlp([6, 3], seed=0, dtype=np.float64)
+    temperature = Tensor(np.array(2.0), requires_grad=True)
+    loss = get_loss("softmax_cross_entropy")
+    optimizer = SGD([*model.parameters(), temperature], lr=0.1)
+
+    def fn(x: Tensor, y: np.ndarray) -> Tensor:
+        return loss(model(x) * temperature, y)
+
+    compiler = Compiler(fn, model.parameters)  # the temperature is not watched
+    x, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+    for _ in range(4):
+        optimizer.zero_grad()
+        compiler({"x": x, "y": y})
+        got = temperature.grad.copy()
+        optimizer.zero_grad()
+        loss(model(Tensor(x)) * temperature, y).backward()
+        np.testing.assert_array_equal(got, temperature.grad)
+        optimizer.step()  # the temperature moves: a baked-in constant would go stale
+    assert _step_of(compiler) is not None
+
+
+def test_a_step_that_keeps_an_intermediate_gradient_runs_eagerly(rng: np.random.Generator) -> None:
+    """retain_grad asks for a tensor that a replay never makes: the step stays eager and says why."""
+    model = mlp([6, 4, 3], seed=0, dtype=np.float64)
+    loss = get_loss("softmax_cross_entropy")
+    kept: list[Tensor] = []
+
+    def fn(x: Tensor, y: np.ndarray) -> Tensor:
+        h = model[0](x)
+        h.retain_grad()
+        kept.append(h)
+        return loss(model[1](h), y)
+
+    compiler = Compiler(fn, model.parameters)
+    x, y = rng.standard_normal((8, 6)), rng.integers(0, 3, 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(4):
+            model.zero_grad()
+            compiler({"x": x, "y": y})
+            assert kept[-1].grad is not None and kept[-1].grad.shape == (8, 4)
+    said = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
+    assert said and "retain_grad" in said[0]
+    assert _step_of(compiler) is None

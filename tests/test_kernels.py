@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chainrule import backend, ops
+from chainrule import Tensor, backend, ops
 from chainrule.backend import KERNELS
 from chainrule.backend.registry import load_overrides
 
@@ -307,3 +307,48 @@ def test_the_numba_loops_cache_in_the_user_cache_directory(
     assert any(p.suffix in (".nbi", ".nbc") for p in cached)
     package = __import__("pathlib").Path(backend.__file__).parent
     assert not list(package.rglob("*.nbi")), "compiled loops cached beside the installed package"
+
+
+def test_the_optimizer_loops_flush_subnormals_and_restore_the_processor_setting() -> None:
+    """Adam's loop flushes subnormal moments to zero while it runs; afterwards NumPy sees them again."""
+    import platform
+
+    from chainrule.backend import loops
+
+    pytest.importorskip("numba")
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("FTZ/DAZ are x86 settings")
+    tiny = np.float32(1e-41)  # subnormal in float32
+    assert tiny * np.float32(1) != 0  # NumPy keeps subnormals before the call
+    w = np.ones((64, 3), np.float32)
+    g = np.zeros((64, 3), np.float32)
+    m = np.full((64, 3), tiny, np.float32)
+    v = np.full((64, 3), tiny, np.float32)
+    assert loops.adam_update(w, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 1) is None  # the loop ran
+    assert not m.any() and not v.any()  # 0.9 * 1e-41 is flushed to zero, not kept subnormal
+    assert tiny * np.float32(1) != 0, "the loop left flush-to-zero switched on for the whole process"
+    ref_m = np.full((64, 3), tiny, np.float32)
+    KERNELS["adam_update"].reference(np.ones_like(w), g, ref_m, ref_m.copy(), 1e-3, 0.9, 0.999, 1e-8, 1)
+    assert ref_m.all()  # the reference keeps them: the one stated difference
+
+
+def test_a_numba_that_cannot_compile_leaves_the_references_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken accelerator is said once and switched off; the results come from the references."""
+    from chainrule.backend import loops
+
+    pytest.importorskip("numba")
+    from numba.core.errors import TypingError
+
+    def broken(*args: Any) -> None:
+        raise TypingError("no implementation for this CPU")
+
+    compiled = dict(loops.loops() or {})
+    monkeypatch.setattr(loops, "_compiled", {**compiled, "bias_act": broken})
+    z = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
+    b = np.ones(3, np.float32)
+    with pytest.warns(RuntimeWarning, match="Numba loops are off"):
+        eye = Tensor(np.eye(4, 4, dtype=np.float32))
+        out = ops.dense(eye, Tensor(z.T.copy()), Tensor(b), activation="relu")
+    np.testing.assert_allclose(out.data, np.maximum(z + b, 0), rtol=1e-6)
+    assert loops.loops() is None  # off for the rest of the process (this test's copy of it)
+    assert loops.bias_act(z.copy(), b, "relu") is NotImplemented

@@ -59,6 +59,37 @@ def test_a_limit_applies_inside_the_block_and_restores_the_setting() -> None:
     assert _blas_threads() == before
 
 
+def test_limits_of_two_threads_that_end_out_of_order_restore_the_setting() -> None:
+    """BLAS has one count per process: the first block sets it and restores it; no setting leaks."""
+    import threading
+
+    before = _blas_threads()
+    entered, release_first = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def first() -> None:
+        with threads.limit(1):
+            entered.set()
+            release_first.wait(10)
+            seen.append(_blas_threads())
+
+    worker = threading.Thread(target=first)
+    worker.start()
+    assert entered.wait(10)
+    with threads.limit(1):  # a second thread's block begins while the first's runs ...
+        assert _blas_threads() == 1  # ... under the first block's count
+        assert threads.choose(threads.MIN_FLOPS * 10, _Meter(0.0)) == 1  # its own block's choice
+        release_first.set()
+        worker.join(10)  # ... and ends after it
+        assert _blas_threads() == before  # the first block restored the process's setting at its end
+    assert seen == [1]
+    assert _blas_threads() == before
+    with threads.limit(1):  # the count can be set again, from this thread
+        assert _blas_threads() == 1
+    assert _blas_threads() == before
+    assert threads.choose(threads.MIN_FLOPS * 10, _Meter(0.0)) == threads.cores()  # no block left open
+
+
 def test_the_meter_sees_another_busy_process() -> None:
     if not sys.platform.startswith("linux"):
         pytest.skip("the meter reads /proc/stat on Linux")

@@ -450,12 +450,13 @@ def leaky_relu(x: Array, slope: float = 0.01) -> Array:
 
 
 def _elu_vjp(g: Array, out: Array, x: Array, alpha: float = 1.0) -> tuple[Array]:
-    return (g * xp_of(x).where(x > 0, 1, out + alpha),)
+    xp = xp_of(x)  # alpha e**x, not out + alpha: that cancels to 0 for very negative x
+    return (g * xp.where(x > 0, 1, alpha * xp.exp(xp.minimum(x, 0))),)
 
 
 @primitive(
     _elu_vjp,
-    "dx = g if x > 0 else g * (a + alpha) = g alpha e**x  (elu'(0) = alpha)",
+    "dx = g if x > 0 else g alpha e**x  (elu'(0) = alpha)",
     [*_UNARY, sample((3, 4), params={"alpha": 0.5})],
 )
 def elu(x: Array, alpha: float = 1.0) -> Array:
@@ -728,7 +729,7 @@ def _xlogy_vjp(g: Array, out: Array, y: Array, a: Array) -> tuple[Array, Array]:
 
 @primitive(
     _xlogy_vjp,
-    "y log(a), 0 where y = 0: dy = g log(a); da = g y / a  (both 0 where y = 0)",
+    "y log(a), 0 where y = 0: dy = g log(a); da = g y / a  (both 0 where y = 0, as torch.xlogy)",
     [sample((3, 4), (3, 4), domains="positive"), sample((5,), (5,), domains=["unit", "positive"])],
 )
 def xlogy(y: Array, a: Array) -> Array:

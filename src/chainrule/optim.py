@@ -92,7 +92,13 @@ class Optimizer:
         self.state = [{} for _ in self.params]
         for key, value in state["arrays"].items():
             i, k = key.split(".", 1)
-            self.state[int(i)][k] = backend.to_device(value, backend.get_backend())
+            array = backend.to_device(value, backend.get_backend())
+            param = self.params[int(i)].data
+            if getattr(array, "shape", None) == param.shape and array.dtype == param.dtype:
+                laid_out = backend.xp_of(param).empty_like(param)  # the parameter's memory order
+                laid_out[...] = array
+                array = laid_out
+            self.state[int(i)][k] = array
         for key, count in state.get("counters", {}).items():
             i, k = key.split(".", 1)
             self.state[int(i)][k] = int(count)
@@ -135,7 +141,7 @@ class SGD(Optimizer):
         if not self.momentum:
             backend.axpy(-self.lr, g, w)  # W := W - alpha g, in place (a kernel)
         elif "momentum" not in state:  # the buffer starts at the first gradient, as torch.optim's does
-            v = state["momentum"] = g.copy()
+            v = state["momentum"] = g.copy(order="K")  # laid out as W, for the one-pass update
             backend.axpy(-self.lr, g + self.momentum * v if self.nesterov else v, w)
         else:
             momentum_update(w, g, state["momentum"], self.lr, self.momentum, self.nesterov)

@@ -203,7 +203,7 @@ def _unbroadcast(g: Array, shape: tuple[int, ...], who: str = "unbroadcast") -> 
     lead = g.ndim - len(shape)
     if lead > 0:
         g = g.sum(axis=tuple(range(lead)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.ndim == len(shape) and g.shape[i] != 1)
     if stretched:
         g = g.sum(axis=stretched, keepdims=True)
     if g.shape != shape:

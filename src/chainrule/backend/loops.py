@@ -5,10 +5,15 @@ Part of :mod:`chainrule.backend` (level 1); a provider of the kernel registry.
 In NumPy a dense layer's ``a = phi(Z + b)`` after its matrix product is several
 passes over the ``(m, n)`` result, each writing a fresh array; on the way back
 ``g * phi'(a)`` and the column sums ``dC/db`` are two more. Here each direction is
-one loop over the rows, compiled once per dtype (one thread: see ``_compile``):
+one loop over the rows, compiled once per dtype (single-threaded: the BLAS
+products around them own the cores):
 
     bias_act   z := phi(z + b)                            (in place; relu, sigmoid)
     act_grad   d = g * phi'(a),  db = sum over rows of d  (one pass; relu, sigmoid, tanh)
+
+and the optimizers' in-place updates are one pass over the parameter, its gradient
+and its state (``adam_update``: Adam's two moments; ``momentum_update``: SGD's
+velocity, plain or Nesterov).
 
 ``phi'`` is read from the output ``a`` as in the references (``relu'`` is
 ``[a > 0]``, ``sigmoid' = a (1 - a)``, ``tanh' = 1 - a**2``). tanh's forward is
@@ -20,12 +25,20 @@ its error. ``addmm`` makes the BLAS call of :mod:`chainrule.backend.blas` from
 compiled code, which costs less than through ctypes.
 
 The loops compute what the references compute, up to rounding, and ``relu`` keeps
-a NaN input NaN, as ``maximum`` does. Each takes NumPy float32/float64 arrays of
-one native dtype and the layouts named in its predicate; anything else runs the
-reference. Numba is optional (``pip install "chainrule[fast]"``); without it this
-module registers nothing. Compiled code is cached in the user's cache directory
-(:func:`cache_dir`), never beside the installed package. What the loops save, and
-what they cost (memory, the first call of a process), is in ``docs/benchmarks.md``.
+a NaN input NaN, as ``maximum`` does. The optimizer loops flush subnormal numbers
+to zero while they run (x86's FTZ/DAZ bits, restored on return): Adam's second
+moment of a near-zero gradient decays into the subnormal range, where every
+multiply costs about a hundred cycles (a 784x256 update took 1.8 ms instead of
+0.1 ms). A value below 1e-38 (float32) or 1e-308 (float64) in ``m`` or ``v`` then
+becomes 0; a step differs from the reference's only where it would be below those.
+
+Each loop takes NumPy float32/float64 arrays of one native dtype and the layouts
+named in its predicate; anything else runs the reference. Numba is optional
+(``pip install "chainrule[fast]"``); without it this module registers nothing, and
+a Numba that cannot compile switches the loops off with one warning. Compiled code
+is cached in the user's cache directory (:func:`cache_dir`), never beside the
+installed package. What the loops save, and what they cost (memory, the first call
+of a process), is in ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -132,16 +145,54 @@ def _mxcsr_intrinsics(numba: Any) -> tuple[Any, Any]:
     return flush_on, restore
 
 
-def loops() -> dict[str, Any]:
-    """The compiled loops by name (``bias_act``, ``act_grad``, ``sce_shift``, ...), compiled once."""
-    if not _compiled:
-        import numba
+def loops() -> dict[str, Any] | None:
+    """The compiled loops by name (``bias_act``, ``act_grad``, ``sce_shift``, ...); None if Numba is broken.
 
-        global _flush_on, _restore
-        _flush_on, _restore = _mxcsr_intrinsics(numba)
-        where = cache_dir()
-        _compiled.update({name: _jit(fn, numba, where) for name, fn in _LOOPS.items()})
-    return _compiled
+    Made once. A Numba that cannot be imported or cannot compile (a mismatched llvmlite, an
+    unsupported CPU) leaves every override declining, with one warning: the references run.
+    """
+    if not _compiled:
+        try:
+            import numba
+
+            global _flush_on, _restore
+            _flush_on, _restore = _mxcsr_intrinsics(numba)
+            where = cache_dir()
+            _compiled.update({name: _jit(fn, numba, where) for name, fn in _LOOPS.items()})
+        except Exception as e:  # any failure of an optional accelerator
+            _broken(e)
+    return None if _compiled.get("broken") else _compiled
+
+
+def _broken(e: BaseException) -> None:
+    """Switch the loops off for this process, saying why once."""
+    import warnings
+
+    _compiled["broken"] = True
+    warnings.warn(
+        f"chainrule's Numba loops are off for this process ({type(e).__name__}: {e}); "
+        "results are the same, computed by the NumPy references.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def _call(name: str, *args: Any) -> Any:
+    """Run loop ``name``; :data:`NotImplemented` (the reference runs) if the loops cannot compile."""
+    fns = loops()
+    if fns is None:
+        return NotImplemented
+    try:
+        return fns[name](*args)
+    except _numba_errors() as e:  # compiling for these argument types failed: nothing ran yet
+        _broken(e)
+        return NotImplemented
+
+
+def _numba_errors() -> tuple[type[BaseException], ...]:
+    from numba.core.errors import NumbaError
+
+    return (NumbaError,)
 
 
 # NOTE: ``zero`` and ``one`` come in typed like the arrays, so float32 math stays float32.
@@ -295,8 +346,8 @@ def _bias_act_applies(z: Any, b: Any, activation: str) -> bool:
 def bias_act(z: np.ndarray, b: np.ndarray | None, activation: str) -> np.ndarray:
     """``z := phi(z + b)`` in place, one pass; returns ``z``."""
     bias = np.zeros(1, dtype=z.dtype) if b is None else b  # a placeholder of the right dtype
-    loops()["bias_act"](z, bias, b is not None, ACTS.index(activation), z.dtype.type(0), z.dtype.type(1))
-    return z
+    done = _call("bias_act", z, bias, b is not None, ACTS.index(activation), z.dtype.type(0), z.dtype.type(1))
+    return NotImplemented if done is NotImplemented else z
 
 
 def _act_grad_applies(g: Any, a: Any, activation: str, want_db: bool) -> bool:
@@ -311,7 +362,8 @@ def act_grad(
     d = np.empty(g.shape, dtype=g.dtype)
     db = np.empty(g.shape[1] if want_db else 1, dtype=g.dtype)
     zero, one = g.dtype.type(0), g.dtype.type(1)
-    loops()["act_grad"](g, a, d, db, want_db, ACTS.index(activation), zero, one)
+    if _call("act_grad", g, a, d, db, want_db, ACTS.index(activation), zero, one) is NotImplemented:
+        return NotImplemented
     return d, db if want_db else None
 
 
@@ -328,13 +380,16 @@ def _rows_applies(z: Any, labels: Any, *rest: Any) -> bool:
 
 
 def _exp_shifted(z: np.ndarray, labels: np.ndarray, forward: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(exp(z - rowmax), rowmax)``: the max and shift in a loop, NumPy's exp in place; None on a bad label.
+    """``(exp(z - rowmax), rowmax)``: the max and shift in a loop, NumPy's exp in place.
+
+    None (decline) on a label out of range, or where the loop cannot run.
 
     The forward replaces a non-finite row max by 0, as the reference's logsumexp does; the
     backward keeps it, as its softmax does.
     """
     e, mx = np.empty(z.shape, dtype=z.dtype), np.empty(z.shape[0], dtype=z.dtype)
-    if loops()["sce_shift"](z, labels, z.dtype.type(0), forward, e, mx) >= 0:
+    bad = _call("sce_shift", z, labels, z.dtype.type(0), forward, e, mx)
+    if bad is NotImplemented or bad >= 0:
         return None
     return np.exp(e, out=e), mx
 
@@ -346,8 +401,8 @@ def sce_labels(z: np.ndarray, labels: np.ndarray) -> Any:
     if shifted is None:
         return NotImplemented
     out = np.empty(z.shape[0], dtype=z.dtype)
-    loops()["sce_loss"](shifted[0], z, labels, shifted[1], z.dtype.type(0), out)
-    return out
+    done = _call("sce_loss", shifted[0], z, labels, shifted[1], z.dtype.type(0), out)
+    return NotImplemented if done is NotImplemented else out
 
 
 def _sce_grad_applies(z: Any, labels: Any, scale: Any) -> bool:
@@ -362,8 +417,8 @@ def sce_labels_grad(z: np.ndarray, labels: np.ndarray, scale: np.ndarray) -> Any
         return NotImplemented
     d, zero, one = shifted[0], z.dtype.type(0), z.dtype.type(1)
     scale = np.asarray(scale, dtype=z.dtype)
-    loops()["sce_grad"](d, labels, scale.reshape(-1), scale.ndim == 1, zero, one)
-    return d
+    done = _call("sce_grad", d, labels, scale.reshape(-1), scale.ndim == 1, zero, one)
+    return NotImplemented if done is NotImplemented else d
 
 
 def _adam_applies(w: Any, g: Any, m: Any, v: Any, *rest: Any) -> bool:
@@ -385,11 +440,11 @@ def adam_update(
     b2: float,
     eps: float,
     t: int,
-) -> None:
+) -> Any:
     """Adam's step in one pass over ``w``, ``g``, ``m`` and ``v`` (each read and written once)."""
     flat = [a.ravel(order="K") for a in (w, g, m, v)]  # views in memory order: the arrays are contiguous
     consts = np.array([b1, 1 - b1, b2, 1 - b2, 1 - b2**t, eps, lr / (1 - b1**t)], dtype=w.dtype)
-    loops()["adam"](*flat, consts)
+    return _call("adam", *flat, consts)  # None, or NotImplemented if it cannot run
 
 
 def _momentum_applies(w: Any, g: Any, v: Any, *rest: Any) -> bool:
@@ -397,12 +452,10 @@ def _momentum_applies(w: Any, g: Any, v: Any, *rest: Any) -> bool:
 
 
 @_provide("momentum_update", _momentum_applies)
-def momentum_update(
-    w: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float, mu: float, nesterov: bool
-) -> None:
+def momentum_update(w: np.ndarray, g: np.ndarray, v: np.ndarray, lr: float, mu: float, nesterov: bool) -> Any:
     """SGD with momentum in one pass over ``w``, ``g`` and ``v``."""
     flat = [a.ravel(order="K") for a in (w, g, v)]  # views in memory order: the arrays are contiguous
-    loops()["momentum"](*flat, np.array([lr, mu], dtype=w.dtype), bool(nesterov))
+    return _call("momentum", *flat, np.array([lr, mu], dtype=w.dtype), bool(nesterov))
 
 
 @_provide("addmm", lambda c, a, b, alpha: isinstance(c, np.ndarray))
@@ -412,8 +465,7 @@ def addmm(c: np.ndarray, a: np.ndarray, b: np.ndarray, alpha: float) -> Any:
     if plan is None:
         return NotImplemented
     fn, ints, a, b, c = plan
-    loops()["gemm"](fn, ints, a, b, c, c.dtype.type(alpha))
-    return None
+    return _call("gemm", fn, ints, a, b, c, c.dtype.type(alpha))
 
 
 __all__ = [

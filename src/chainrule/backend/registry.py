@@ -138,7 +138,10 @@ def load_overrides() -> None:
         return
     _state["loaded"] = True
     for module in PROVIDERS:
-        importlib.import_module(module)  # each registers what its platform supports
+        try:
+            importlib.import_module(module)  # each registers what its platform supports
+        except Exception as e:  # a broken optional library must not break the math: references run
+            _state.setdefault("failed", {})[module] = f"{type(e).__name__}: {e}"
 
 
 def overrides_enabled() -> bool:
@@ -148,7 +151,11 @@ def overrides_enabled() -> bool:
 
 @contextlib.contextmanager
 def use_overrides(enabled: bool) -> Iterator[None]:
-    """Context manager: with ``False``, every kernel runs its reference inside the block."""
+    """Context manager: with ``False``, every kernel runs its reference inside the block.
+
+    The switch is process-wide (it is meant for tests and for comparing results): kernels
+    called from other threads meanwhile run their references too.
+    """
     previous = _state["on"]
     _state["on"] = bool(enabled)
     try:

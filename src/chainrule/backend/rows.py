@@ -15,7 +15,8 @@ NumPy reduces a short last axis of a 2-D array row by row, slowly: the max of a
 transposed copy over axis 0, which NumPy vectorises. So for a 2-D NumPy array
 with at most 64 columns and at least as many rows, these overrides work on the
 transposed copy and transpose the result back (a view: the result is column-major).
-The arithmetic is the reference's, entry for entry.
+The arithmetic is the reference's; the results equal it up to rounding (the
+reduction may sum in another order).
 """
 
 from __future__ import annotations

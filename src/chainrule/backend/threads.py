@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,7 +36,15 @@ from chainrule.errors import ConfigError
 
 MIN_FLOPS = 5e6  # 2 m n k of the largest product below which a second thread gains nothing (measured)
 BUSY = 0.5  # cores' worth of other processes' work that makes the machine busy
-_state: dict[str, Any] = {"default": None, "controller": None, "active": []}
+_state: dict[str, Any] = {"default": None, "controller": None, "owner": None}  # owner: the setting thread
+_local = threading.local()  # this thread's stack of limit() blocks
+_lock = threading.Lock()
+
+
+def _active() -> list[int]:
+    if not hasattr(_local, "active"):
+        _local.active = []
+    return _local.active
 
 
 def cores() -> int:
@@ -118,8 +127,8 @@ def choose(largest_flops: float, meter: CpuMeter | None = None, n: int | None = 
     ``n`` (or :func:`set_threads`'s default), when given, wins; inside a :func:`limit`
     block the block's choice does (an evaluation inside a training epoch keeps the epoch's).
     """
-    if n is None and _state["active"]:
-        return int(_state["active"][-1])
+    if n is None and _active():
+        return int(_active()[-1])
     fixed = n if n is not None else _state["default"]
     if fixed is not None:
         return int(fixed)
@@ -155,17 +164,33 @@ def _controller() -> Any:
 def limit(n: int) -> Iterator[None]:
     """Run the block with ``n`` BLAS threads (threadpoolctl); the previous setting comes back after it.
 
-    Inside a block that already runs with ``n`` threads (an evaluation within an epoch) nothing changes.
+    Inside another block of the same thread (an evaluation within an epoch) the outer block's count
+    holds. BLAS has one thread count per process, and threadpoolctl lets only the thread that set
+    it restore it: when several Python threads train at once, the first block to begin sets the
+    count and restores it at its end; blocks of other threads meanwhile run under that count (and
+    under the process's own setting after it ends). No thread's setting outlives its block.
     """
-    active = _state["active"]
-    controller = None if active and active[-1] == n else _controller()
+    active = _active()
+    nested = bool(active)
     active.append(n)
     try:
-        if controller is None:
+        with _lock:
+            owner = not nested and _state["owner"] is None
+            if owner:
+                _state["owner"] = threading.get_ident()
+        if not owner:  # an outer block, of this thread or another, has set the process's count
             yield
-        else:
-            with controller.limit(limits=n, user_api="blas"):
+            return
+        try:
+            controller = _controller()
+            if controller is None:
                 yield
+            else:
+                with controller.limit(limits=n, user_api="blas"):
+                    yield
+        finally:
+            with _lock:
+                _state["owner"] = None
     finally:
         active.pop()
 

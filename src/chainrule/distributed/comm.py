@@ -39,7 +39,7 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -327,7 +327,7 @@ class Communicator:
         flat = np.empty(int(ends[-1]) + len(wanted) + 1, dtype=dtype)  # gradients, who has one, the loss
         flat[-1] = self._value * scale
         for i, (p, end) in enumerate(zip(wanted, ends, strict=True)):
-            part = flat[end - p.data.size : end].reshape(p.data.shape)
+            part = flat[end - p.data.size : end].reshape(p.data.shape, order=_order(p.data))
             if p.grad is None:
                 part[...] = 0
             else:
@@ -337,7 +337,8 @@ class Communicator:
         self.batch_loss = float(flat[-1])
         for i, (p, end) in enumerate(zip(wanted, ends, strict=True)):
             has = flat[ends[-1] + i] > 0
-            p.grad = backend.to_device(flat[end - p.data.size : end].reshape(p.data.shape)) if has else None
+            part = flat[end - p.data.size : end].reshape(p.data.shape, order=_order(p.data))
+            p.grad = backend.to_device(part) if has else None  # laid out as the parameter, for its update
 
     def allreduce(self, flat: np.ndarray, what: str) -> None:
         """Sum ``flat`` over ranks in place, one ``Allreduce`` per contiguous bucket of ``bucket_mb``."""
@@ -385,6 +386,12 @@ class Communicator:
         with self.watched("the gathering of predictions"):
             self.comm.Allgatherv(out, [full, counts])
         return full
+
+
+def _order(a: Any) -> Literal["C", "F"]:
+    """``"F"`` for a column-major array (a weight matrix, see ``backend.rows``), else ``"C"``."""
+    flags = getattr(a, "flags", None)
+    return "F" if flags is not None and flags.f_contiguous and not flags.c_contiguous else "C"
 
 
 def describe(exc: BaseException) -> str:

@@ -21,7 +21,7 @@ makes the next call of each step record again and compare (the Trainer asks for 
 at each epoch), so a model changed between epochs is noticed. Two recordings may
 also agree by chance (a value computed from the batch outside chainrule's ops that
 happened to be equal in both), so a compiled step records again and compares at
-its 4th, 32nd, 256th, ... call; a difference is said and the step runs eagerly.
+its 4th, 32nd, 256th, ... call; a difference is said and the step recorded anew.
 Values computed from a batch belong in ops (``Tensor(w).sum()``, not
 ``float(w.sum())``): then the compiled step computes them anew for every batch.
 
@@ -167,6 +167,8 @@ class Compiler:
         if len(entry.recordings) < 2:
             return
         why = difference(*entry.recordings)
+        if why is None and rec.retained:  # a replay makes no tensors for intermediates to keep it in
+            why = f"the output of op {rec.retained[0]!r} keeps its gradient (retain_grad)"
         if why is None:
             try:
                 entry.step = self._compile(rec)

@@ -78,13 +78,14 @@ def fuse_sgd(
 
     def steppable(slot: int) -> bool:
         t = leaves.get(slot)
-        if t is None or id(t) not in wanted or uses[slot] != 1:
-            return False
+        if t is None or id(t) not in wanted or not t.requires_grad or uses[slot] != 1:
+            return False  # a frozen parameter stays where it is
         return not any(s != slot and xp_of(a).may_share_memory(t.data, a) for s, a in arrays)
 
     fused: dict[int, tuple[str | None, tuple[int, ...]]] = {}
     for op in rec.ops:
-        if op.prim in (ops.linear, ops.dense) and all(steppable(i) for i in op.inputs[1:]):
+        bias_fits = len(op.shapes) < 3 or op.shapes[2] == op.shapes[1][:1]  # b (n[l],), not broadcast
+        if op.prim in (ops.linear, ops.dense) and bias_fits and all(steppable(i) for i in op.inputs[1:]):
             fused[op.slot] = (op.params.get("activation"), op.inputs[1:])
     stepped_slots = {i for _, slots in fused.values() for i in slots}
     new_plan = []

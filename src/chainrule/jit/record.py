@@ -80,6 +80,7 @@ class InputRecord:
     tensor: Tensor | None = None  # the parameter (kind "leaf")
     value: Any = None  # the array (kind "constant")
     draw: Callable[[], Array] | None = None  # kind "random"
+    seen: Any = None  # a copy of the constant's value when it was recorded, for comparisons
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,7 @@ class Recording:
     n_slots: int
     wanted: set[int] = field(default_factory=set)
     draws: list[tuple[int | None, Callable[[], Array]]] = field(default_factory=list)  # in draw order
-
-    def op_at(self, slot: int) -> OpRecord | None:
-        """The op that computes ``slot``, if any."""
-        return next((op for op in self.ops if op.slot == slot), None)
+    retained: list[str] = field(default_factory=list)  # ops whose output keeps its gradient (retain_grad)
 
 
 def capture(
@@ -152,17 +150,20 @@ def capture(
             inputs.append(InputRecord(slot, "random", draw=drawn_by[id(t)]))
         elif id(t.data) in by_data:
             inputs.append(InputRecord(slot, "batch", name=by_data[id(t.data)]))
-        elif id(t) in watched:
+        elif id(t) in watched or t.requires_grad:  # a parameter, or any tensor that wants its gradient
             inputs.append(InputRecord(slot, "leaf", tensor=t))
             if t.requires_grad:
                 wanted.add(slot)
-        else:
-            inputs.append(InputRecord(slot, "constant", value=t.data))
+        else:  # a snapshot too: a buffer refilled in place each step must compare unequal to itself
+            inputs.append(InputRecord(slot, "constant", value=t.data, seen=_snapshot(t.data)))
 
+    retained = []
     for t in toposort(root, grad_only=False):  # inputs before outputs: a source before its readers
         if t._node is None:
             source(t)
             continue
+        if t._retain:
+            retained.append(t._node[0].name)
         prim, parents, params_ = t._node
         ins = tuple(slots[id(p)] for p in parents)
         bound = tuple((k, by_data[id(v)]) for k, v in params_.items() if id(v) in by_data)
@@ -174,7 +175,8 @@ def capture(
         ops.append(OpRecord(slot, prim, ins, fixed, bound, shapes, slot in wanted))
     # every draw of the eager step, in its order: one the graph does not use is drawn all the same
     drawn = [(slots.get(id(t)), draw) for t, draw in draws]
-    return Recording(inputs, ops, list(range(len(order))), slots[id(root)], len(slots), wanted, drawn)
+    outputs = list(range(len(order)))
+    return Recording(inputs, ops, outputs, slots[id(root)], len(slots), wanted, drawn, retained)
 
 
 def _data(v: Any) -> Any:
@@ -191,6 +193,8 @@ def difference(a: Recording, b: Recording) -> str | None:
     """
     if len(a.ops) != len(b.ops) or a.n_slots != b.n_slots or a.root != b.root:
         return f"the graph changed between two steps ({len(a.ops)} ops, then {len(b.ops)})"
+    if [slot for slot, _ in a.draws] != [slot for slot, _ in b.draws]:
+        return f"the step drew {len(a.draws)} random inputs, then {len(b.draws)}, or in another order"
     kinds_b = {r.slot: r for r in b.inputs}
     users = {i: op for op in a.ops for i in op.inputs}
     for ra in a.inputs:
@@ -201,7 +205,7 @@ def difference(a: Recording, b: Recording) -> str | None:
             return f"{who} changed its kind between two steps"
         if ra.kind == "leaf" and rb.tensor is not ra.tensor:
             return f"{who} is another parameter in the second step"
-        if ra.kind == "constant" and not _same(ra.value, rb.value):
+        if ra.kind == "constant" and not _same(ra.seen, rb.seen):
             return (
                 f"{who} (shape {tuple(np.shape(ra.value))}) is a constant that changed between two steps: "
                 "a value drawn or computed per step that the recorder cannot see (draw random values "
@@ -216,6 +220,11 @@ def difference(a: Recording, b: Recording) -> str | None:
         ):
             return f"a parameter of op {oa.prim.name!r} changed between two steps"
     return None
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of an array (an op's constant operand), to compare with the next recording's."""
+    return value.copy() if hasattr(value, "copy") else value
 
 
 def _same(x: Any, y: Any) -> bool:
