@@ -374,7 +374,7 @@ class BaseMLP(BaseEstimator):
 
     def _get_trainer(self, batch_size: int) -> Trainer:
         """chainrule's Trainer for the network, the optimizer and the loss (kept for partial_fit)."""
-        trainer = getattr(self, "_trainer", None)  # kept while the optimizer is: its traced steps too
+        trainer = getattr(self, "_trainer", None)  # kept while the optimizer is: its compiled steps too
         if trainer is None or trainer.optimizer is not self._optimizer:
             name, output = self._training_loss()
             weights = [d.W for d in self._model.dense_layers()]
@@ -493,7 +493,7 @@ class BaseMLP(BaseEstimator):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
-        state.pop("_trainer", None)  # a cache of traced steps: rebuilt on the next partial_fit
+        state.pop("_trainer", None)  # a cache of compiled steps: rebuilt on the next partial_fit
         return state
 
     # ------------------------------------------------------------------- saving
