@@ -21,6 +21,22 @@ from chainrule.functional import one_hot
 _CHUNK_ROWS = 4096  # rows per chunk when fitting scalers on memory-mapped arrays
 
 
+def check_shapes(x: np.ndarray, y: np.ndarray, who: str) -> None:
+    """2-D, non-empty inputs ``x`` (m, n_features) and as many targets ``y`` (m, ...).
+
+    Raises
+    ------
+    DataError, ShapeError
+        Naming ``who`` and what is wrong.
+    """
+    if x.ndim != 2:
+        raise ShapeError(f"{who}: expected inputs of shape (m, n_features), got {x.shape}.")
+    if x.shape[0] == 0:
+        raise DataError(f"{who}: the dataset is empty (0 examples).")
+    if y.shape[0] != x.shape[0]:
+        raise ShapeError(f"{who}: {x.shape[0]} inputs but {y.shape[0]} targets.")
+
+
 def _rows(x: np.ndarray, who: str) -> np.ndarray:
     """``x`` as a 2-D array (memory maps left unread)."""
     if not isinstance(x, np.ndarray):
@@ -412,6 +428,7 @@ def _target_batch(y: np.ndarray) -> np.ndarray:
 __all__ = [
     "MinMaxScaler",
     "StandardScaler",
+    "check_shapes",
     "iterate_batches",
     "one_hot",
     "standardize",

@@ -29,10 +29,10 @@ import numpy as np
 from chainrule import backend
 from chainrule.autograd import no_grad
 from chainrule.backend import threads as blas
-from chainrule.data import train_val_split
+from chainrule.data import check_shapes, train_val_split
 from chainrule.diagnostics import Diagnostics, layers_in, plot_panel
 from chainrule.divergence import DivergenceGuard
-from chainrule.errors import ConfigError, DataError, GradientError, ShapeError
+from chainrule.errors import ConfigError, DataError, GradientError
 from chainrule.jit import Compiler, LearningRate
 from chainrule.layers import Sequential
 from chainrule.losses import Loss, fused, get_loss, sample_weights
@@ -95,12 +95,7 @@ def check_data(x: Any, y: Any, who: str = "fit") -> tuple[np.ndarray, np.ndarray
         Naming ``who`` and what is wrong.
     """
     x, y = np.asarray(backend.to_numpy(x)), np.asarray(backend.to_numpy(y))
-    if x.ndim != 2:
-        raise ShapeError(f"{who}: expected inputs of shape (m, n_features), got {x.shape}.")
-    if x.shape[0] == 0:
-        raise DataError(f"{who}: the dataset is empty (0 examples).")
-    if y.shape[0] != x.shape[0]:
-        raise ShapeError(f"{who}: {x.shape[0]} inputs but {y.shape[0]} targets.")
+    check_shapes(x, y, who)
     for name, arr in (("inputs", x), ("targets", y)):
         if arr.dtype.kind == "f" and not _all_finite(arr):
             bad = np.argwhere(~np.isfinite(arr))[0]

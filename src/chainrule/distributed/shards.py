@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from chainrule import backend
-from chainrule.errors import DataError, ShapeError
+from chainrule.data import check_shapes
+from chainrule.errors import DataError
 from chainrule.losses import sample_weights
 from chainrule.tables import model_inputs
 from chainrule.train import _split
@@ -89,12 +90,7 @@ def checked(x: Any, y: Any, size: int, rank: int, who: str) -> tuple[Any, np.nda
     if not backend.is_array(x):
         x = np.asarray(x)
     y = np.asarray(backend.to_numpy(y))
-    if x.ndim != 2:
-        raise ShapeError(f"{who}: expected inputs of shape (m, n_features), got {x.shape}.")
-    if x.shape[0] == 0:
-        raise DataError(f"{who}: the dataset is empty (0 examples).")
-    if y.shape[0] != x.shape[0]:
-        raise ShapeError(f"{who}: {x.shape[0]} inputs but {y.shape[0]} targets.")
+    check_shapes(x, y, who)
     lo, hi = part(x.shape[0], size, rank)
     for name, arr in (("inputs", x), ("targets", y)):
         where = first_non_finite(arr, lo, hi)
